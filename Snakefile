@@ -1,0 +1,22 @@
+# pan: find Padding Aware Neurons and measure the padding bias they carry.
+# Usage: snakemake --cores 8 results/tables/table2.csv   (see README.md)
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/activations.smk"
+include: "workflow/rules/ks.smk"
+include: "workflow/rules/pans.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    input:
+        "results/tables/table1.csv",
+        "results/tables/table2.csv",
+    default_target: True

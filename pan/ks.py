@@ -1,0 +1,119 @@
+"""Kolmogorov-Smirnov statistics of border against centre samples, for many neurons at once.
+
+For one neuron and one border (paper §3.1-3.2), with ``k`` the number of border values:
+
+- ``KS``  = ``ks_2samp(border, centre)``, two-sided;
+- ``KS+`` = ``ks_2samp(border, top_k(centre), alternative="less")``;
+- ``KS-`` = ``ks_2samp(border, bottom_k(centre), alternative="greater")``.
+
+The statistics equal :func:`scipy.stats.ks_2samp` to the last bit (up to scipy's rounding
+to a multiple of ``1/lcm(n1, n2)`` in its exact mode), but every neuron of a layer is scored
+with a handful of array operations instead of a per-neuron loop:
+
+1. Values become ``uint64`` sort keys whose high 32 bits are the neuron index and low 32 bits
+   an order-preserving image of the value, so one ``np.sort`` orders every neuron's sample and
+   one ``np.searchsorted`` counts, for each border value, the centre values below it.
+2. The empirical CDF difference only needs to be evaluated at the border values (where it is
+   largest) and just below them (where it is smallest); the counts are exact integers and the
+   CDFs are formed as ``count / n`` exactly as scipy does.
+3. Counts against the truncated centres follow from the full counts: the top ``k`` values hold
+   ``max(count - (n_centre - k), 0)`` of the values below a point, the bottom ``k`` values
+   ``min(count, k)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_SIGN = np.uint32(0x80000000)
+
+
+class SortedSamples:
+    """One sample per neuron, stored as sorted neuron-tagged keys (see module docstring)."""
+
+    def __init__(self, values: np.ndarray):
+        values = np.asarray(values)
+        if values.ndim != 2:
+            raise ValueError(f"expected (neurons, values), got shape {values.shape}")
+        if np.isnan(values).any():
+            raise ValueError("samples contain NaN; KS statistics are undefined")
+        self.neurons, self.size = values.shape
+        neuron = np.arange(self.neurons, dtype=np.uint64)[:, None] << np.uint64(32)
+        self.keys = np.sort((neuron | _order_keys(values)).ravel())
+
+    def count_below(self, keys: np.ndarray, neuron: np.ndarray, inclusive: bool) -> np.ndarray:
+        """Per key of ``neuron``, how many of that neuron's values are ``<=`` or ``<`` it."""
+        side = "right" if inclusive else "left"
+        return np.searchsorted(self.keys, keys, side=side) - neuron * self.size
+
+
+def _order_keys(values: np.ndarray) -> np.ndarray:
+    """``uint64`` keys (below 2**32) that order like ``values``, ties kept as ties."""
+    if values.dtype.kind == "f" and values.dtype.itemsize <= 4:
+        # IEEE-754 trick: flip all bits of negatives, set the sign bit of positives.
+        bits = (values.astype(np.float32) + np.float32(0.0)).view(np.uint32)  # -0.0 -> +0.0
+        return np.where(bits & _SIGN, ~bits, bits | _SIGN).astype(np.uint64)
+    # Other dtypes: dense ranks over the whole array are order- and tie-preserving.
+    _, ranks = np.unique(values, return_inverse=True)
+    return ranks.reshape(values.shape).astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class BorderKS:
+    """KS, KS+ and KS- of one border against the centre, one value per neuron."""
+
+    ks: np.ndarray
+    ks_plus: np.ndarray
+    ks_minus: np.ndarray
+    n_border: int
+    n_centre: int
+
+
+def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSamples) -> BorderKS:
+    """KS, KS+ and KS- of ``border`` against ``centre``, both ``(neurons, values)``.
+
+    Pass a :class:`SortedSamples` centre to reuse one sort for the four borders of a layer.
+    With an empty centre (feature maps below 3x3) every statistic is NaN.
+    """
+    border = border if isinstance(border, SortedSamples) else SortedSamples(border)
+    centre = centre if isinstance(centre, SortedSamples) else SortedSamples(centre)
+    if border.neurons != centre.neurons:
+        raise ValueError(f"{border.neurons} border neurons against {centre.neurons} centre ones")
+    n1, n2, shape = border.size, centre.size, (border.neurons, border.size)
+    if n2 == 0:
+        nan = np.full(border.neurons, np.nan)
+        return BorderKS(nan, nan.copy(), nan.copy(), n1, n2)
+
+    neuron = np.repeat(np.arange(border.neurons, dtype=np.int64), n1)  # of each border key
+    border_le = border.count_below(border.keys, neuron, inclusive=True).reshape(shape)
+    border_lt = border.count_below(border.keys, neuron, inclusive=False).reshape(shape)
+    centre_le = centre.count_below(border.keys, neuron, inclusive=True).reshape(shape)
+    centre_lt = centre.count_below(border.keys, neuron, inclusive=False).reshape(shape)
+
+    k = min(n1, n2)  # the truncated centre cannot be larger than the centre
+    cut = n2 - k
+    ks = _statistic(border_le, border_lt, n1, centre_le, centre_lt, n2, "two-sided")
+    ks_plus = _statistic(
+        border_le, border_lt, n1,
+        np.maximum(centre_le - cut, 0), np.maximum(centre_lt - cut, 0), k, "less",
+    )
+    ks_minus = _statistic(
+        border_le, border_lt, n1,
+        np.minimum(centre_le, k), np.minimum(centre_lt, k), k, "greater",
+    )
+    return BorderKS(ks, ks_plus, ks_minus, n1, n2)
+
+
+def _statistic(x_le, x_lt, n1, y_le, y_lt, n2, alternative: str) -> np.ndarray:
+    """scipy's ``ks_2samp`` statistic from counts at (``le``) and just below (``lt``) each x."""
+    at = x_le / n1 - y_le / n2  # CDF difference at each border value: holds the maximum
+    below = x_lt / n1 - y_lt / n2  # ... just below it: holds the minimum, with ``at``
+    max_s = at.max(axis=1)
+    min_s = np.clip(-np.minimum(at.min(axis=1), below.min(axis=1)), 0, 1)
+    if alternative == "greater":
+        return max_s
+    if alternative == "less":
+        return min_s
+    return np.maximum(min_s, max_s)

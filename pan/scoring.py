@@ -1,0 +1,64 @@
+"""Per-layer KS scoring: every neuron x border of one activation dump (no threshold here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .dumps import read_feature_maps
+from .borders import BORDERS, border_samples, centre_samples
+from .ks import SortedSamples, border_ks
+
+KS_SCHEMA = pa.schema([
+    ("layer", pa.string()),
+    ("layer_index", pa.int32()),
+    ("neuron", pa.int32()),
+    ("border", pa.string()),
+    ("ks", pa.float64()),
+    ("ks_plus", pa.float64()),
+    ("ks_minus", pa.float64()),
+    ("n_border", pa.int64()),
+    ("n_centre", pa.int64()),
+])
+
+CHUNK_VALUES = 1 << 24
+"""Centre values sorted at once; bounds memory at a few hundred MB whatever the layer."""
+
+
+def score_maps(maps: np.ndarray, layer: str, layer_index: int) -> pa.Table:
+    """KS, KS+ and KS- of every neuron and border of ``maps`` ``(images, neurons, H, W)``."""
+    n, c, h, w = maps.shape
+    step = max(1, CHUNK_VALUES // max(1, n * max(h - 2, 0) * max(w - 2, 0)))
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in KS_SCHEMA.names}
+    border_rank: list[np.ndarray] = []
+    for start in range(0, c, step):
+        chunk = maps[:, start:start + step]
+        centre = SortedSamples(centre_samples(chunk))
+        for border, values in border_samples(chunk).items():
+            result = border_ks(values, centre)
+            size = len(result.ks)
+            columns["neuron"].append(np.arange(start, start + size, dtype=np.int32))
+            columns["border"].append(np.full(size, border))
+            border_rank.append(np.full(size, BORDERS.index(border)))
+            columns["ks"].append(result.ks)
+            columns["ks_plus"].append(result.ks_plus)
+            columns["ks_minus"].append(result.ks_minus)
+            columns["n_border"].append(np.full(size, result.n_border, dtype=np.int64))
+            columns["n_centre"].append(np.full(size, result.n_centre, dtype=np.int64))
+    arrays = {name: np.concatenate(parts) for name, parts in columns.items() if parts}
+    rows = len(arrays["neuron"])
+    arrays["layer"] = np.full(rows, layer, dtype=object)
+    arrays["layer_index"] = np.full(rows, layer_index, dtype=np.int32)
+    order = np.lexsort((np.concatenate(border_rank), arrays["neuron"]))  # neuron, then T B L R
+    return pa.table({name: pa.array(arrays[name][order], type=KS_SCHEMA.field(name).type) for name in KS_SCHEMA.names})
+
+
+def score_layer(dump: str | Path, out: str | Path) -> pa.Table:
+    """Score one layer dump (see :mod:`pan.activations`) and write its KS table to ``out``."""
+    meta = pq.read_schema(dump).metadata
+    table = score_maps(read_feature_maps(dump), meta[b"layer"].decode(), int(meta[b"layer_index"]))
+    pq.write_table(table, out)
+    return table
