@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("8.0")
 
 
-configfile: "config.yaml"
+# A --configfile given on the command line replaces config.yaml instead of merging into it,
+# so that e.g. config.paper.yaml analyses its own models only.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"
@@ -13,6 +17,7 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/ks.smk"
 include: "workflow/rules/pans.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/bias.smk"
 
 
 rule all:

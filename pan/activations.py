@@ -23,7 +23,9 @@ from .models import LoadedModel, ModelSpec, load_model
 
 
 @contextmanager
-def recording(layers: Sequence[AnalysedLayer], sink: Callable[[AnalysedLayer, torch.Tensor], None]) -> Iterator[None]:
+def recording(
+    layers: Sequence[AnalysedLayer], sink: Callable[[AnalysedLayer, torch.Tensor], None]
+) -> Iterator[None]:
     """Within the block, every forward of a layer in ``layers`` hands its output to ``sink``.
 
     The hooks are removed on exit, also when the block raises, so none leak into later use.
@@ -31,7 +33,7 @@ def recording(layers: Sequence[AnalysedLayer], sink: Callable[[AnalysedLayer, to
     handles = []
     try:
         for layer in layers:
-            hook = lambda module, inputs, output, layer=layer: sink(layer, output.detach())  # noqa: E731
+            hook = lambda module, inputs, output, layer=layer: sink(layer, output.detach())
             handles.append(layer.module.register_forward_hook(hook))
         yield
     finally:
@@ -46,10 +48,12 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
-def preprocessed_batches(records: Sequence[ImageRecord], loaded: LoadedModel, batch_size: int) -> Iterator[torch.Tensor]:
+def preprocessed_batches(
+    records: Sequence[ImageRecord], loaded: LoadedModel, batch_size: int
+) -> Iterator[torch.Tensor]:
     """Decode and preprocess ``records`` with the model's own transform, in order."""
     for start in range(0, len(records), batch_size):
-        yield torch.stack([loaded.transform(r.load()) for r in records[start:start + batch_size]])
+        yield torch.stack([loaded.transform(r.load()) for r in records[start : start + batch_size]])
 
 
 def dump_activations(
@@ -73,7 +77,9 @@ def dump_activations(
     bar = tqdm(total=len(records), unit="img", desc=f"activations {model.name}", file=progress, mininterval=5)
     with ExitStack() as stack, torch.inference_mode():
         writers = LayerWriters(out_dir, stack)
-        sink = lambda layer, maps: writers.write(layer.index, layer.name, layer.kernel_size, maps.float().cpu().numpy())  # noqa: E731
+        sink = lambda layer, maps: writers.write(
+            layer.index, layer.name, layer.kernel_size, maps.float().cpu().numpy()
+        )
         stack.enter_context(recording(layers, sink))
         for batch in preprocessed_batches(records, loaded, micro_batch):
             net(batch.to(target))

@@ -33,17 +33,16 @@ def border_samples(maps: np.ndarray) -> dict[str, np.ndarray]:
     Returns ``{border: (neurons, values)}``; a border holds ``images * W`` (T, B) or
     ``images * H`` (L, R) values per neuron, corners included.
     """
-    n, c, h, w = maps.shape
+    channels = maps.shape[1]
     rows = {"T": maps[:, :, 0, :], "B": maps[:, :, -1, :]}
     cols = {"L": maps[:, :, :, 0], "R": maps[:, :, :, -1]}
     return {
-        name: np.ascontiguousarray(region.transpose(1, 0, 2)).reshape(c, -1)
+        name: np.ascontiguousarray(region.transpose(1, 0, 2)).reshape(channels, -1)
         for name, region in {**rows, **cols}.items()
     }
 
 
 def centre_samples(maps: np.ndarray) -> np.ndarray:
     """Per-neuron centre samples ``(neurons, images * (H-2) * (W-2))``; empty below 3x3 maps."""
-    n, c, h, w = maps.shape
     centre = maps[:, :, 1:-1, 1:-1]
-    return np.ascontiguousarray(centre.transpose(1, 0, 2, 3)).reshape(c, -1)
+    return np.ascontiguousarray(centre.transpose(1, 0, 2, 3)).reshape(maps.shape[1], -1)

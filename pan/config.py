@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .classes import check_eval_labels
 from .images import ImageSpec, image_records
 from .labelling import check_theta
 from .models import ModelSpec
@@ -28,6 +29,8 @@ class Settings:
     models: dict[str, ModelSpec]
     images: ImageSpec
     theta: float
+    eval_images: ImageSpec | None = None
+    """Section 4's evaluation images (``eval_images``), when configured."""
 
     @staticmethod
     def layer_names(dump_dir: str | Path) -> list[str]:
@@ -44,9 +47,12 @@ def checked_config(config: Mapping[str, Any]) -> Settings:
         images = ImageSpec.from_config(config["images"])
         image_records(images)  # missing or empty folders fail here, before any job
         theta = check_theta(config["theta"])
+        eval_images = ImageSpec.from_config(config["eval_images"]) if config.get("eval_images") else None
+        if eval_images:
+            check_eval_labels(eval_images, image_records(eval_images))
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(f"invalid config: {error}") from error
-    return Settings(models, images, theta)
+    return Settings(models, images, theta, eval_images)
 
 
 def activation_mem_mb(spec: ModelSpec, micro_batch: int) -> int:

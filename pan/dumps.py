@@ -54,15 +54,27 @@ class LayerWriters:
         n, c, h, w = maps.shape
         if name not in self.writers:
             dump = LayerDump(index, name, c, tuple(kernel_size), h, w, f"{name}.parquet")
-            meta = {"height": str(h), "width": str(w), "neurons": str(c), "layer": name,
-                    "layer_index": str(index)}
+            meta = {
+                "height": str(h),
+                "width": str(w),
+                "neurons": str(c),
+                "layer": name,
+                "layer_index": str(index),
+            }
             schema = pa.schema(
-                [("sample", pa.int32()), ("neuron", pa.int32()), ("activation", pa.list_(pa.float32(), h * w))],
+                [
+                    ("sample", pa.int32()),
+                    ("neuron", pa.int32()),
+                    ("activation", pa.list_(pa.float32(), h * w)),
+                ],
                 metadata=meta,
             )
             self.writers[name] = self.stack.enter_context(
                 pq.ParquetWriter(
-                    self.out_dir / dump.file, schema, compression="none", use_dictionary=False,
+                    self.out_dir / dump.file,
+                    schema,
+                    compression="none",
+                    use_dictionary=False,
                     write_statistics=False,
                 )
             )
@@ -71,8 +83,9 @@ class LayerWriters:
         samples = np.repeat(np.arange(self.first_sample, self.first_sample + n, dtype=np.int32), c)
         neurons = np.tile(np.arange(c, dtype=np.int32), n)
         activation = pa.FixedSizeListArray.from_arrays(pa.array(values), h * w)
-        table = pa.Table.from_arrays([pa.array(samples), pa.array(neurons), activation],
-                                     schema=self.writers[name].schema)
+        table = pa.Table.from_arrays(
+            [pa.array(samples), pa.array(neurons), activation], schema=self.writers[name].schema
+        )
         self.writers[name].write_table(table)
 
 

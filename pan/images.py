@@ -18,8 +18,20 @@ from PIL import Image
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 SOURCES = ("builtin", "folder", "caltech101", "imagenet")
 BUILTIN_PHOTOS = (
-    "astronaut", "brick", "camera", "chelsea", "clock", "coffee", "coins", "grass", "gravel",
-    "hubble_deep_field", "immunohistochemistry", "moon", "retina", "rocket",
+    "astronaut",
+    "brick",
+    "camera",
+    "chelsea",
+    "clock",
+    "coffee",
+    "coins",
+    "grass",
+    "gravel",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "moon",
+    "retina",
+    "rocket",
 )
 """The natural photographs that ship inside scikit-image (no download needed)."""
 

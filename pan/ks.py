@@ -10,9 +10,10 @@ The statistics equal :func:`scipy.stats.ks_2samp` to the last bit (up to scipy's
 to a multiple of ``1/lcm(n1, n2)`` in its exact mode), but every neuron of a layer is scored
 with a handful of array operations instead of a per-neuron loop:
 
-1. Values become ``uint64`` sort keys whose high 32 bits are the neuron index and low 32 bits
-   an order-preserving image of the value, so one ``np.sort`` orders every neuron's sample and
-   one ``np.searchsorted`` counts, for each border value, the centre values below it.
+1. Each neuron's values are sorted (one row-wise ``np.sort``) and become ``uint64`` keys whose
+   high 32 bits are the neuron index and low 32 bits an order-preserving image of the value:
+   one globally sorted array, so one ``np.searchsorted`` counts, for each border value of
+   every neuron, the centre values of the same neuron below it.
 2. The empirical CDF difference only needs to be evaluated at the border values (where it is
    largest) and just below them (where it is smallest); the counts are exact integers and the
    CDFs are formed as ``count / n`` exactly as scipy does.
@@ -40,8 +41,12 @@ class SortedSamples:
         if np.isnan(values).any():
             raise ValueError("samples contain NaN; KS statistics are undefined")
         self.neurons, self.size = values.shape
-        neuron = np.arange(self.neurons, dtype=np.uint64)[:, None] << np.uint64(32)
-        self.keys = np.sort((neuron | _order_keys(values)).ravel())
+        # Sorting float32 rows is SIMD-fast; the keys of sorted rows come out globally sorted.
+        ordered = np.sort(_as_float32(values), axis=1)
+        ordered += np.float32(0.0)  # -0.0 becomes +0.0: they tie, as in scipy
+        self.keys = _order_keys(ordered).astype(np.uint64)
+        self.keys |= np.arange(self.neurons, dtype=np.uint64)[:, None] << np.uint64(32)
+        self.keys = self.keys.ravel()
 
     def count_below(self, keys: np.ndarray, neuron: np.ndarray, inclusive: bool) -> np.ndarray:
         """Per key of ``neuron``, how many of that neuron's values are ``<=`` or ``<`` it."""
@@ -49,15 +54,25 @@ class SortedSamples:
         return np.searchsorted(self.keys, keys, side=side) - neuron * self.size
 
 
+def _as_float32(values: np.ndarray) -> np.ndarray:
+    """Activations are float32; other dtypes are accepted when float32 holds them exactly."""
+    single = values.astype(np.float32, copy=False)
+    if values.dtype != np.float32 and not np.array_equal(single, values):
+        raise TypeError(f"KS scoring works on float32 values; {values.dtype} values here are not exact in float32")
+    return single
+
+
 def _order_keys(values: np.ndarray) -> np.ndarray:
-    """``uint64`` keys (below 2**32) that order like ``values``, ties kept as ties."""
-    if values.dtype.kind == "f" and values.dtype.itemsize <= 4:
-        # IEEE-754 trick: flip all bits of negatives, set the sign bit of positives.
-        bits = (values.astype(np.float32) + np.float32(0.0)).view(np.uint32)  # -0.0 -> +0.0
-        return np.where(bits & _SIGN, ~bits, bits | _SIGN).astype(np.uint64)
-    # Other dtypes: dense ranks over the whole array are order- and tie-preserving.
-    _, ranks = np.unique(values, return_inverse=True)
-    return ranks.reshape(values.shape).astype(np.uint64)
+    """``uint32`` keys that order like the float32 ``values`` (no -0.0), ties kept as ties.
+
+    IEEE-754: flipping every bit of a negative and the sign bit of a positive orders as unsigned.
+    """
+    bits = values.view(np.uint32)
+    flip = bits >> np.uint32(31)  # 1 for negatives
+    np.negative(flip, out=flip)  # 0xFFFFFFFF for negatives, 0 otherwise
+    flip |= _SIGN
+    flip ^= bits
+    return flip
 
 
 @dataclass(frozen=True)
@@ -96,12 +111,22 @@ def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSam
     cut = n2 - k
     ks = _statistic(border_le, border_lt, n1, centre_le, centre_lt, n2, "two-sided")
     ks_plus = _statistic(
-        border_le, border_lt, n1,
-        np.maximum(centre_le - cut, 0), np.maximum(centre_lt - cut, 0), k, "less",
+        border_le,
+        border_lt,
+        n1,
+        np.maximum(centre_le - cut, 0),
+        np.maximum(centre_lt - cut, 0),
+        k,
+        "less",
     )
     ks_minus = _statistic(
-        border_le, border_lt, n1,
-        np.minimum(centre_le, k), np.minimum(centre_lt, k), k, "greater",
+        border_le,
+        border_lt,
+        n1,
+        np.minimum(centre_le, k),
+        np.minimum(centre_lt, k),
+        k,
+        "greater",
     )
     return BorderKS(ks, ks_plus, ks_minus, n1, n2)
 

@@ -42,16 +42,22 @@ def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
         truncated=(pl.col("ks_plus").fill_nan(0.0) > theta) | (pl.col("ks_minus").fill_nan(0.0) > theta),
     ).with_columns(pan=pl.col("edge") & pl.col("truncated"))
     wide = scored.pivot(
-        on="border", index=["layer", "layer_index", "neuron"], values=["ks", "edge", "pan"],
+        on="border",
+        index=["layer", "layer_index", "neuron"],
+        values=["ks", "edge", "pan"],
         separator="_",
     )
     missing = [b for b in BORDERS if f"pan_{b}" not in wide.columns]
     if missing:
         raise ValueError(f"KS table lacks borders {missing}")
-    pan_type = pl.concat_str([pl.when(pl.col(f"pan_{b}")).then(pl.lit(b)).otherwise(pl.lit("")) for b in BORDERS])
+    pan_type = pl.concat_str(
+        [pl.when(pl.col(f"pan_{b}")).then(pl.lit(b)).otherwise(pl.lit("")) for b in BORDERS]
+    )
     return (
         wide.select(
-            "layer", "layer_index", "neuron",
+            "layer",
+            "layer_index",
+            "neuron",
             *[pl.col(f"ks_{b}") for b in BORDERS],
             *[pl.col(f"edge_{b}") for b in BORDERS],
             *[pl.col(f"pan_{b}") for b in BORDERS],
@@ -66,7 +72,9 @@ def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
     )
 
 
-def label_pan_files(ks_files: Sequence[str | Path], out: str | Path, theta: float = DEFAULT_THETA) -> pl.DataFrame:
+def label_pan_files(
+    ks_files: Sequence[str | Path], out: str | Path, theta: float = DEFAULT_THETA
+) -> pl.DataFrame:
     """Label the neurons of one model from its per-layer KS files and write them to ``out``."""
     labels = label_pans(pl.concat([pl.read_parquet(f) for f in ks_files]), theta)
     labels.write_parquet(out)

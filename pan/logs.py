@@ -14,8 +14,9 @@ def log_to(path: str | Path) -> Iterator[None]:
     """Within the block, stdout, stderr and :mod:`logging` go to ``path``; errors too."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", buffering=1) as log, redirect_stdout(log), redirect_stderr(log):
-        logging.basicConfig(stream=log, level=logging.INFO, force=True,
-                            format="%(asctime)s %(levelname)s %(message)s")
+        logging.basicConfig(
+            stream=log, level=logging.INFO, force=True, format="%(asctime)s %(levelname)s %(message)s"
+        )
         try:
             yield
         except BaseException:

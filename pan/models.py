@@ -11,10 +11,11 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch loads lazily: validating a config must not cost a torch import
+    import torch
+    from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -94,12 +95,14 @@ def eval_transform(input_size: int, resize_size: int, mean, std) -> Callable[[An
     """Resize the short side, centre-crop, convert to a tensor and normalise (PIL input)."""
     from torchvision import transforms
 
-    return transforms.Compose([
-        transforms.Resize(resize_size, interpolation=transforms.InterpolationMode.BILINEAR),
-        transforms.CenterCrop(input_size),
-        transforms.ToTensor(),
-        transforms.Normalize(mean, std),
-    ])
+    return transforms.Compose(
+        [
+            transforms.Resize(resize_size, interpolation=transforms.InterpolationMode.BILINEAR),
+            transforms.CenterCrop(input_size),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
+    )
 
 
 def load_model(spec: ModelSpec) -> LoadedModel:
@@ -140,11 +143,14 @@ def torchvision_weights(spec: ModelSpec):
 
 def torchvision_weights_path(spec: ModelSpec) -> Path:
     """Where torch hub keeps (or would keep) the weights file of a torchvision model."""
+    import torch
+
     url = torchvision_weights(spec).url
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
 def _torchvision(spec: ModelSpec) -> LoadedModel:
+    import torch
     from torchvision import models
 
     weights = torchvision_weights(spec)
@@ -165,6 +171,7 @@ def _torchvision(spec: ModelSpec) -> LoadedModel:
 
 
 def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
+    import torch
     from efficientnet_lite_pytorch import EfficientNet
 
     number = spec.variant.removeprefix("lite")
@@ -187,6 +194,9 @@ def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
 
 
 def _python(spec: ModelSpec) -> LoadedModel:
+    import torch
+    from torch import nn
+
     path, _, function = spec.builder.partition(":")
     module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
     module = importlib.util.module_from_spec(module_spec)
@@ -196,7 +206,9 @@ def _python(spec: ModelSpec) -> LoadedModel:
         raise ModelSpecError(f"model {spec.name!r}: {path} defines no function {function!r}")
     model = build()
     if not isinstance(model, nn.Module):
-        raise ModelSpecError(f"model {spec.name!r}: {spec.builder} returned {type(model).__name__}, not nn.Module")
+        raise ModelSpecError(
+            f"model {spec.name!r}: {spec.builder} returned {type(model).__name__}, not nn.Module"
+        )
     if spec.state_dict:
         model.load_state_dict(torch.load(spec.state_dict, map_location="cpu", weights_only=True))
     categories = list(spec.categories) if spec.categories else None

@@ -8,21 +8,23 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .dumps import read_feature_maps
 from .borders import BORDERS, border_samples, centre_samples
+from .dumps import read_feature_maps
 from .ks import SortedSamples, border_ks
 
-KS_SCHEMA = pa.schema([
-    ("layer", pa.string()),
-    ("layer_index", pa.int32()),
-    ("neuron", pa.int32()),
-    ("border", pa.string()),
-    ("ks", pa.float64()),
-    ("ks_plus", pa.float64()),
-    ("ks_minus", pa.float64()),
-    ("n_border", pa.int64()),
-    ("n_centre", pa.int64()),
-])
+KS_SCHEMA = pa.schema(
+    [
+        ("layer", pa.string()),
+        ("layer_index", pa.int32()),
+        ("neuron", pa.int32()),
+        ("border", pa.string()),
+        ("ks", pa.float64()),
+        ("ks_plus", pa.float64()),
+        ("ks_minus", pa.float64()),
+        ("n_border", pa.int64()),
+        ("n_centre", pa.int64()),
+    ]
+)
 
 CHUNK_VALUES = 1 << 24
 """Centre values sorted at once; bounds memory at a few hundred MB whatever the layer."""
@@ -35,7 +37,7 @@ def score_maps(maps: np.ndarray, layer: str, layer_index: int) -> pa.Table:
     columns: dict[str, list[np.ndarray]] = {name: [] for name in KS_SCHEMA.names}
     border_rank: list[np.ndarray] = []
     for start in range(0, c, step):
-        chunk = maps[:, start:start + step]
+        chunk = maps[:, start : start + step]
         centre = SortedSamples(centre_samples(chunk))
         for border, values in border_samples(chunk).items():
             result = border_ks(values, centre)
@@ -53,7 +55,9 @@ def score_maps(maps: np.ndarray, layer: str, layer_index: int) -> pa.Table:
     arrays["layer"] = np.full(rows, layer, dtype=object)
     arrays["layer_index"] = np.full(rows, layer_index, dtype=np.int32)
     order = np.lexsort((np.concatenate(border_rank), arrays["neuron"]))  # neuron, then T B L R
-    return pa.table({name: pa.array(arrays[name][order], type=KS_SCHEMA.field(name).type) for name in KS_SCHEMA.names})
+    return pa.table(
+        {name: pa.array(arrays[name][order], type=KS_SCHEMA.field(name).type) for name in KS_SCHEMA.names}
+    )
 
 
 def score_layer(dump: str | Path, out: str | Path) -> pa.Table:

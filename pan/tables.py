@@ -23,9 +23,13 @@ def table1(labels: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
         .select(pl.lit(model).alias("model"), pl.all())
         for model, frame in labels.items()
     ]
-    return pl.concat(per_model).with_columns(
-        pan_pct=(pl.col("pans") * 100 // pl.col("neurons")).cast(pl.Int64),
-    ).select("model", "layer_index", "layer", "neurons", "pans", "pan_pct", "edge_detectors")
+    return (
+        pl.concat(per_model)
+        .with_columns(
+            pan_pct=(pl.col("pans") * 100 // pl.col("neurons")).cast(pl.Int64),
+        )
+        .select("model", "layer_index", "layer", "neurons", "pans", "pan_pct", "edge_detectors")
+    )
 
 
 def table2(labels: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
@@ -34,14 +38,16 @@ def table2(labels: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     for model, frame in labels.items():
         counts = dict(frame.filter(pl.col("is_pan"))["pan_type"].value_counts().iter_rows())
         neurons, pans = frame.height, int(frame["is_pan"].sum())
-        rows.append({
-            "model": model,
-            **{t: int(counts.get(t, 0)) for t in PAN_TYPES},
-            "pans": pans,
-            "edge_detectors": int(frame["is_edge_detector"].sum()),
-            "neurons": neurons,
-            "pan_pct": round(100 * pans / neurons, 2) if neurons else 0.0,
-        })
+        rows.append(
+            {
+                "model": model,
+                **{t: int(counts.get(t, 0)) for t in PAN_TYPES},
+                "pans": pans,
+                "edge_detectors": int(frame["is_edge_detector"].sum()),
+                "neurons": neurons,
+                "pan_pct": round(100 * pans / neurons, 2) if neurons else 0.0,
+            }
+        )
     return pl.DataFrame(rows)
 
 

@@ -1,0 +1,97 @@
+"""Time pan's vectorised KS scoring against a per-neuron scipy.stats.ks_2samp loop.
+
+Both score the same activation dumps (EfficientNet-Lite0 on the default 64 builtin images,
+made first if missing) and must agree to 1e-12. The scipy loop is the paper's stack: for each
+neuron and border, KS(border, centre), KS+(border, top-k centre, 'less') and
+KS-(border, bottom-k centre, 'greater').
+
+    python benchmarks/ks_vs_scipy.py                  # every neuron (several minutes)
+    python benchmarks/ks_vs_scipy.py --neurons 16     # the first 16 neurons of each layer
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from pan.borders import border_samples, centre_samples
+from pan.dumps import read_feature_maps, read_manifest
+from pan.scoring import score_maps
+
+
+def scipy_loop(maps: np.ndarray) -> dict[str, np.ndarray]:
+    """KS, KS+ and KS- per neuron and border, one ks_2samp call at a time."""
+    borders, centre = border_samples(maps), centre_samples(maps)
+    out = {name: np.empty((len(borders), maps.shape[1])) for name in ("ks", "ks_plus", "ks_minus")}
+    for b, values in enumerate(borders.values()):
+        for neuron in range(maps.shape[1]):
+            x, y = values[neuron], centre[neuron]
+            k = min(len(x), len(y))
+            ordered = np.sort(y)
+            out["ks"][b, neuron] = stats.ks_2samp(x, y).statistic
+            out["ks_plus"][b, neuron] = stats.ks_2samp(x, ordered[-k:], alternative="less").statistic
+            out["ks_minus"][b, neuron] = stats.ks_2samp(x, ordered[:k], alternative="greater").statistic
+    return out
+
+
+def ensure_dump(dump_dir: Path) -> None:
+    if (dump_dir / "manifest.json").exists():
+        return
+    from pan.activations import dump_activations
+    from pan.images import ImageSpec
+    from pan.models import ModelSpec
+
+    spec = ModelSpec.from_config("efficientnet_lite0", {"source": "efficientnet_lite", "variant": "lite0"})
+    dump_activations(spec, ImageSpec(source="builtin", batch_size=64, seed=0), dump_dir)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dump", type=Path, default=Path("results/activations/efficientnet_lite0"))
+    parser.add_argument("--neurons", type=int, default=None, help="neurons per layer (default: all)")
+    args = parser.parse_args()
+    ensure_dump(args.dump)
+    warnings.filterwarnings("ignore", category=RuntimeWarning)  # scipy's exact p-value notes
+
+    pan_seconds = scipy_seconds = 0.0
+    neurons = worst = 0
+    print(f"{'layer':<28} {'neurons':>7} {'pan s':>8} {'scipy s':>8} {'ratio':>7}")
+    for layer in read_manifest(args.dump)["layers"]:
+        maps = read_feature_maps(args.dump / layer["file"])
+        if args.neurons:
+            maps = np.ascontiguousarray(maps[:, : args.neurons])
+        start = time.perf_counter()
+        table = score_maps(maps, layer["name"], layer["index"])
+        pan_time = time.perf_counter() - start
+        start = time.perf_counter()
+        reference = scipy_loop(maps)
+        scipy_time = time.perf_counter() - start
+        for name, expected in reference.items():
+            got = table.column(name).to_numpy().reshape(maps.shape[1], 4).T  # rows: neuron, then T B L R
+            worst = max(worst, float(np.nanmax(np.abs(got - expected))))
+        pan_seconds, scipy_seconds, neurons = (
+            pan_seconds + pan_time,
+            scipy_seconds + scipy_time,
+            neurons + maps.shape[1],
+        )
+        ratio = scipy_time / pan_time
+        print(f"{layer['name']:<28} {maps.shape[1]:>7} {pan_time:>8.2f} {scipy_time:>8.2f} {ratio:>6.1f}x")
+    print(f"\n{neurons} neurons, {len(read_manifest(args.dump)['layers'])} layers, 64 images")
+    print(
+        f"pan (vectorised): {pan_seconds:.1f} s   scipy loop: {scipy_seconds:.1f} s   "
+        f"speed-up: {scipy_seconds / pan_seconds:.0f}x"
+    )
+    print(f"largest difference from scipy: {worst:.1e} ({'OK' if worst <= 1e-12 else 'MISMATCH'})")
+    if worst > 1e-12:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""KS, KS+ and KS- equal scipy.stats.ks_2samp on random, tied and constant samples."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from scipy import stats
+
+from pan.borders import border_samples, centre_samples, region_masks
+from pan.ks import SortedSamples, border_ks
+
+TOLERANCE = 1e-12
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy p-value warnings
+
+
+def scipy_reference(border: np.ndarray, centre: np.ndarray) -> tuple[float, float, float]:
+    """The paper's per-neuron computation, straight from the definitions."""
+    k = min(len(border), len(centre))
+    ordered = np.sort(centre)
+    return (
+        stats.ks_2samp(border, centre).statistic,
+        stats.ks_2samp(border, ordered[-k:], alternative="less").statistic,
+        stats.ks_2samp(border, ordered[:k], alternative="greater").statistic,
+    )
+
+
+def assert_matches_scipy(border: np.ndarray, centre: np.ndarray) -> None:
+    result = border_ks(border, centre)
+    for neuron in range(border.shape[0]):
+        expected = scipy_reference(border[neuron], centre[neuron])
+        got = (result.ks[neuron], result.ks_plus[neuron], result.ks_minus[neuron])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE, err_msg=f"neuron {neuron}")
+
+
+def samples(values: st.SearchStrategy, max_neurons: int = 4, max_size: int = 60):
+    """(neurons, border values) and (neurons, centre values) arrays drawn from ``values``."""
+    return st.integers(1, max_neurons).flatmap(
+        lambda neurons: st.tuples(
+            arrays(np.float32, st.tuples(st.just(neurons), st.integers(1, max_size)), elements=values),
+            arrays(np.float32, st.tuples(st.just(neurons), st.integers(1, 3 * max_size)), elements=values),
+        )
+    )
+
+
+finite = st.floats(-1e6, 1e6, width=32, allow_subnormal=False)
+tied = st.sampled_from([-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0])
+
+
+@settings(max_examples=200, deadline=None)
+@given(samples(finite))
+def test_random_samples_match_scipy(pair):
+    assert_matches_scipy(*pair)
+
+
+@settings(max_examples=200, deadline=None)
+@given(samples(tied))
+def test_tied_samples_match_scipy(pair):
+    assert_matches_scipy(*pair)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 120),
+    st.floats(-5, 5, width=32),
+    st.sampled_from(["same", "other", "mixed"]),
+)
+def test_constant_samples_match_scipy(n_border, n_centre, value, centre_kind):
+    border = np.full((2, n_border), value, dtype=np.float32)
+    centre = {
+        "same": np.full((2, n_centre), value, dtype=np.float32),
+        "other": np.full((2, n_centre), value + 1, dtype=np.float32),
+        "mixed": np.resize(np.array([value - 1, value, value + 1], dtype=np.float32), (2, n_centre)),
+    }[centre_kind]
+    assert_matches_scipy(border, centre)
+
+
+def test_float32_exact_inputs_of_other_dtypes_are_accepted_and_inexact_ones_rejected():
+    rng = np.random.default_rng(1)
+    assert_matches_scipy(rng.integers(-3, 3, (3, 50)), rng.integers(-3, 3, (3, 400)))
+    with pytest.raises(TypeError, match="float32"):
+        border_ks(np.array([[1.0 + 1e-12]]), np.array([[1.0, 2.0]]))
+
+
+def test_large_layer_scored_at_once_matches_scipy_per_neuron():
+    rng = np.random.default_rng(2)
+    maps = rng.normal(size=(8, 16, 12, 12)).astype(np.float32)
+    maps[:, 3, 0, :] -= 20  # a neuron whose top row lies below everything else
+    centre = SortedSamples(centre_samples(maps))
+    for name, border in border_samples(maps).items():
+        result = border_ks(border, centre)
+        for neuron in (0, 3, 15):
+            expected = scipy_reference(border[neuron], centre_samples(maps)[neuron])
+            got = (result.ks[neuron], result.ks_plus[neuron], result.ks_minus[neuron])
+            np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE, err_msg=f"{name} {neuron}")
+    top = border_ks(border_samples(maps)["T"], centre)
+    assert top.ks[3] == 1.0 and top.ks_minus[3] == 1.0 and top.ks_plus[3] == 0.0
+
+
+def test_regions_cover_the_map_with_corner_overlap():
+    masks = region_masks(5, 7)
+    assert masks["T"].sum() == 7 and masks["L"].sum() == 5 and masks["centre"].sum() == 3 * 5
+    borders = masks["T"] | masks["B"] | masks["L"] | masks["R"]
+    assert not (borders & masks["centre"]).any() and (borders | masks["centre"]).all()
+    maps = np.arange(2 * 1 * 5 * 7, dtype=np.float32).reshape(2, 1, 5, 7)
+    for name, values in border_samples(maps).items():
+        np.testing.assert_array_equal(values[0], np.concatenate([m[0][masks[name]] for m in maps]))
+    np.testing.assert_array_equal(
+        centre_samples(maps)[0], np.concatenate([m[0][masks["centre"]] for m in maps])
+    )
+
+
+def test_empty_centre_gives_nan_and_nan_input_is_rejected():
+    maps = np.zeros((2, 3, 2, 2), dtype=np.float32)
+    result = border_ks(border_samples(maps)["T"], centre_samples(maps))
+    assert np.isnan(result.ks).all() and result.n_centre == 0
+    with pytest.raises(ValueError, match="NaN"):
+        border_ks(np.array([[np.nan, 1.0]]), np.array([[1.0, 2.0]]))

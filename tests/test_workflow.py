@@ -1,0 +1,125 @@
+"""The real workflow, end to end, on the tiny hand-set CNN of tests/tiny_net.py."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+from conftest import run_snakemake, tiny_config, write_images
+from tiny_net import EDGE_DETECTORS, EXPECTED_TYPES
+
+from pan.labelling import PAN_TYPES
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """One full run to results/tables/table2.csv, shared by the read-only tests below."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    shutil.copy(Path(__file__).parent / "tiny_net.py", workdir / "tiny_net.py")
+    write_images(workdir / "images", 20)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    run_snakemake(workdir, "results/tables/table1.csv", "results/tables/table2.csv")
+    return workdir
+
+
+def scheduled_jobs(dry_run_output: str) -> dict[str, int]:
+    """Job counts from the 'Job stats' table of a dry run."""
+    stats = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
+
+
+def test_every_planted_neuron_gets_its_expected_label(tiny_run):
+    labels = pl.read_parquet(tiny_run / "results/pans/tiny.parquet")
+    got = {(row["layer"], row["neuron"]): row["pan_type"] for row in labels.iter_rows(named=True)}
+    assert got == EXPECTED_TYPES  # also: the 1x1 conv 'mix' is not analysed
+    edge = {(row["layer"], row["neuron"]) for row in labels.filter(pl.col("is_edge_detector")).iter_rows(named=True)}
+    assert edge == EDGE_DETECTORS
+    ks = pl.read_parquet(tiny_run / "results/ks/tiny/conv1.parquet")
+    edge_only = ks.filter((pl.col("neuron") == 9) & (pl.col("border") == "T")).row(0, named=True)
+    assert edge_only["ks"] > 0.9 and edge_only["ks_plus"] < 0.1 and edge_only["ks_minus"] == 0.0
+    assert edge_only["n_border"] == 16 * 32 and edge_only["n_centre"] == 16 * 30 * 30
+
+
+def test_tables_count_the_planted_types(tiny_run):
+    table2 = pl.read_csv(tiny_run / "results/tables/table2.csv")
+    assert table2.columns == ["model", *PAN_TYPES, "pans", "edge_detectors", "neurons", "pan_pct"]
+    row = table2.row(0, named=True)
+    expected = {t: sum(kind == t for kind in EXPECTED_TYPES.values()) for t in PAN_TYPES}
+    assert {t: row[t] for t in PAN_TYPES} == expected
+    assert row["pans"] == 10 and row["neurons"] == 17 and row["pan_pct"] == round(1000 / 17, 2)
+    table1 = pl.read_csv(tiny_run / "results/tables/table1.csv")
+    assert table1.select("layer", "neurons", "pans", "pan_pct", "edge_detectors").rows() == [
+        ("conv1", 12, 8, 66, 9),
+        ("valid", 2, 0, 0, 0),
+        ("asymmetric.1", 3, 2, 66, 2),
+    ]
+
+
+def test_changing_theta_reruns_only_labelling_and_tables(tiny_run):
+    unchanged = run_snakemake(tiny_run, "-n", "results/tables/table2.csv")
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
+    rerun = run_snakemake(tiny_run, "-n", "results/tables/table2.csv", "--config", "theta=0.4")
+    assert scheduled_jobs(rerun.stdout + rerun.stderr) == {"label_pans": 1, "table2": 1}
+
+
+def test_two_runs_with_the_same_seed_give_identical_tables(tiny_run, tiny_workdir):
+    run_snakemake(tiny_workdir, "results/tables/table1.csv", "results/tables/table2.csv")
+    for table in ("table1.csv", "table2.csv"):
+        assert (tiny_workdir / "results/tables" / table).read_bytes() == (
+            tiny_run / "results/tables" / table
+        ).read_bytes()
+    assert pl.read_parquet(tiny_workdir / "results/ks/tiny/conv1.parquet").equals(
+        pl.read_parquet(tiny_run / "results/ks/tiny/conv1.parquet")
+    )
+
+
+def configure(workdir: Path, **changes) -> None:
+    config = tiny_config()
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            config[section] = {**config[section], field: value}
+        else:
+            config[section] = value
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"models": {"tiny": {"source": "onnx", "builder": "x"}}}, "source"),
+        ({"theta": 1.5}, "theta"),
+        ({"theta": 0}, "theta"),
+        ({"images__batch_size": 0}, "batch_size"),
+        ({"images__path": "no_such_folder"}, "no_such_folder does not exist"),
+        ({"images__path": "empty"}, "no image files"),
+        ({"models": {"tiny": {"source": "python", "builder": "tiny_net.py:build", "state_dict": "nope.pt"}}},
+         "state_dict file nope.pt does not exist"),
+        ({"models": {"tiny": {"source": "python", "builder": "missing.py:build"}}}, "missing.py does not exist"),
+    ],
+)
+def test_bad_config_fails_before_any_job_with_a_clear_message(tiny_workdir, changes, message):
+    (tiny_workdir / "empty").mkdir()
+    configure(tiny_workdir, **changes)
+    result = run_snakemake(tiny_workdir, "results/tables/table2.csv", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not (tiny_workdir / "results").exists()
+
+
+def test_missing_torchvision_weights_name_the_file_and_where_to_put_it(tiny_workdir, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # no download, even with internet
+    configure(tiny_workdir, models={"r18": {"source": "torchvision", "builder": "resnet18", "weights": "IMAGENET1K_V1"}})
+    result = run_snakemake(tiny_workdir, "results/tables/table2.csv", check=False)
+    log = (tiny_workdir / "results/logs/activations/r18.log").read_text()
+    assert result.returncode != 0
+    expected = tmp_path / "empty_torch_home/hub/checkpoints/resnet18-f37072fd.pth"
+    assert f"Put the file resnet18-f37072fd.pth" in log and str(expected) in log
+    assert not (tiny_workdir / "results/activations/r18").exists()  # nothing half-written
