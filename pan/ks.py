@@ -38,15 +38,17 @@ class SortedSamples:
         values = np.asarray(values)
         if values.ndim != 2:
             raise ValueError(f"expected (neurons, values), got shape {values.shape}")
-        if np.isnan(values).any():
-            raise ValueError("samples contain NaN; KS statistics are undefined")
         self.neurons, self.size = values.shape
         # Sorting float32 rows is SIMD-fast; the keys of sorted rows come out globally sorted.
         ordered = np.sort(_as_float32(values), axis=1)
+        if self.size and np.isnan(ordered[:, -1]).any():  # NaNs sort last
+            raise ValueError("samples contain NaN; KS statistics are undefined")
         ordered += np.float32(0.0)  # -0.0 becomes +0.0: they tie, as in scipy
-        self.keys = _order_keys(ordered).astype(np.uint64)
-        self.keys |= np.arange(self.neurons, dtype=np.uint64)[:, None] << np.uint64(32)
-        self.keys = self.keys.ravel()
+        keys = np.empty((self.neurons, self.size), dtype=np.uint64)
+        halves = keys.view(np.uint32).reshape(self.neurons, self.size, 2)  # little-endian: low, high
+        _order_keys(ordered, out=halves[..., 0])
+        halves[..., 1] = np.arange(self.neurons, dtype=np.uint32)[:, None]
+        self.keys = keys.ravel()
 
     def count_below(self, keys: np.ndarray, neuron: np.ndarray, inclusive: bool) -> np.ndarray:
         """Per key of ``neuron``, how many of that neuron's values are ``<=`` or ``<`` it."""
@@ -57,22 +59,22 @@ class SortedSamples:
 def _as_float32(values: np.ndarray) -> np.ndarray:
     """Activations are float32; other dtypes are accepted when float32 holds them exactly."""
     single = values.astype(np.float32, copy=False)
-    if values.dtype != np.float32 and not np.array_equal(single, values):
+    if values.dtype != np.float32 and not np.array_equal(single, values, equal_nan=True):
         raise TypeError(f"KS scoring works on float32 values; {values.dtype} values here are not exact in float32")
     return single
 
 
-def _order_keys(values: np.ndarray) -> np.ndarray:
+def _order_keys(values: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``uint32`` keys that order like the float32 ``values`` (no -0.0), ties kept as ties.
 
     IEEE-754: flipping every bit of a negative and the sign bit of a positive orders as unsigned.
     """
     bits = values.view(np.uint32)
-    flip = bits >> np.uint32(31)  # 1 for negatives
-    np.negative(flip, out=flip)  # 0xFFFFFFFF for negatives, 0 otherwise
-    flip |= _SIGN
-    flip ^= bits
-    return flip
+    np.right_shift(bits, np.uint32(31), out=out)  # 1 for negatives
+    np.negative(out, out=out)  # 0xFFFFFFFF for negatives, 0 otherwise
+    np.bitwise_or(out, _SIGN, out=out)
+    np.bitwise_xor(out, bits, out=out)
+    return out
 
 
 @dataclass(frozen=True)
