@@ -50,17 +50,38 @@ class SortedSamples:
         halves[..., 1] = np.arange(self.neurons, dtype=np.uint32)[:, None]
         self.keys = keys.ravel()
 
-    def count_below(self, keys: np.ndarray, neuron: np.ndarray, inclusive: bool) -> np.ndarray:
-        """Per key of ``neuron``, how many of that neuron's values are ``<=`` or ``<`` it."""
-        side = "right" if inclusive else "left"
-        return np.searchsorted(self.keys, keys, side=side) - neuron * self.size
+    def _offsets(self, neuron: np.ndarray) -> np.ndarray:
+        return neuron * self.size
+
+    def counts_within(self, neuron: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per value, how many values of its own neuron are ``<=`` and ``<`` it (linear time)."""
+        starts_run = np.empty(len(self.keys), dtype=bool)
+        starts_run[:1] = True
+        np.not_equal(self.keys[1:], self.keys[:-1], out=starts_run[1:])
+        run_starts = np.flatnonzero(starts_run)  # runs of ties never cross neurons (tagged keys)
+        run = np.cumsum(starts_run) - 1
+        run_ends = np.append(run_starts[1:], len(self.keys))
+        offsets = self._offsets(neuron)
+        return run_ends[run] - offsets, run_starts[run] - offsets
+
+    def counts_below(self, keys: np.ndarray, neuron: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per key of ``neuron``, how many of that neuron's values are ``<=`` and ``<`` it."""
+        below = np.searchsorted(self.keys, keys, side="left")
+        at_most = below.copy()
+        if len(self.keys):  # a second search only for keys that this sample holds too (ties)
+            tied = np.flatnonzero(self.keys[np.minimum(below, len(self.keys) - 1)] == keys)
+            at_most[tied] = np.searchsorted(self.keys, keys[tied], side="right")
+        offsets = self._offsets(neuron)
+        return at_most - offsets, below - offsets
 
 
 def _as_float32(values: np.ndarray) -> np.ndarray:
     """Activations are float32; other dtypes are accepted when float32 holds them exactly."""
     single = values.astype(np.float32, copy=False)
     if values.dtype != np.float32 and not np.array_equal(single, values, equal_nan=True):
-        raise TypeError(f"KS scoring works on float32 values; {values.dtype} values here are not exact in float32")
+        raise TypeError(
+            f"KS scoring works on float32 values; {values.dtype} values here are not exact in float32"
+        )
     return single
 
 
@@ -104,43 +125,33 @@ def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSam
         return BorderKS(nan, nan.copy(), nan.copy(), n1, n2)
 
     neuron = np.repeat(np.arange(border.neurons, dtype=np.int64), n1)  # of each border key
-    border_le = border.count_below(border.keys, neuron, inclusive=True).reshape(shape)
-    border_lt = border.count_below(border.keys, neuron, inclusive=False).reshape(shape)
-    centre_le = centre.count_below(border.keys, neuron, inclusive=True).reshape(shape)
-    centre_lt = centre.count_below(border.keys, neuron, inclusive=False).reshape(shape)
+    border_le, border_lt = (c.reshape(shape) for c in border.counts_within(neuron))
+    centre_le, centre_lt = (c.reshape(shape) for c in centre.counts_below(border.keys, neuron))
 
+    # Empirical CDFs formed exactly as scipy does (count / n), at and just below each border value.
+    x_at, x_below = border_le / n1, border_lt / n1
     k = min(n1, n2)  # the truncated centre cannot be larger than the centre
-    cut = n2 - k
-    ks = _statistic(border_le, border_lt, n1, centre_le, centre_lt, n2, "two-sided")
-    ks_plus = _statistic(
-        border_le,
-        border_lt,
-        n1,
-        np.maximum(centre_le - cut, 0),
-        np.maximum(centre_lt - cut, 0),
-        k,
-        "less",
-    )
+    cut = n2 - k  # values of the centre below its top k
+    ks = _statistic(x_at, x_below, centre_le / n2, centre_lt / n2, "two-sided")
+    top_le, top_lt = np.maximum(centre_le - cut, 0), np.maximum(centre_lt - cut, 0)
+    ks_plus = _statistic(x_at, x_below, top_le / k, top_lt / k, "less")
     ks_minus = _statistic(
-        border_le,
-        border_lt,
-        n1,
-        np.minimum(centre_le, k),
-        np.minimum(centre_lt, k),
-        k,
-        "greater",
+        x_at, x_below, np.minimum(centre_le, k) / k, np.minimum(centre_lt, k) / k, "greater"
     )
     return BorderKS(ks, ks_plus, ks_minus, n1, n2)
 
 
-def _statistic(x_le, x_lt, n1, y_le, y_lt, n2, alternative: str) -> np.ndarray:
-    """scipy's ``ks_2samp`` statistic from counts at (``le``) and just below (``lt``) each x."""
-    at = x_le / n1 - y_le / n2  # CDF difference at each border value: holds the maximum
-    below = x_lt / n1 - y_lt / n2  # ... just below it: holds the minimum, with ``at``
+def _statistic(x_at, x_below, y_at, y_below, alternative: str) -> np.ndarray:
+    """scipy's ``ks_2samp`` statistic from both CDFs at and just below each border value.
+
+    The CDF difference is largest at a border value and smallest either there or just below
+    one, so these points hold both extremes of scipy's difference over the pooled sample.
+    """
+    at = x_at - y_at
     max_s = at.max(axis=1)
-    min_s = np.clip(-np.minimum(at.min(axis=1), below.min(axis=1)), 0, 1)
     if alternative == "greater":
         return max_s
+    min_s = np.clip(-np.minimum(at.min(axis=1), (x_below - y_below).min(axis=1)), 0, 1)
     if alternative == "less":
         return min_s
     return np.maximum(min_s, max_s)
