@@ -8,6 +8,7 @@ Martin-Torres; ICCV 2023 workshops). Each paper concept lives in one module:
 - :mod:`pan.ks`          vectorised KS, KS+ and KS- statistics
 - :mod:`pan.labelling`   PAN labels and PAN types for a threshold theta
 - :mod:`pan.padding`     per-channel reflect padding (PAN-reflect, RAND-reflect)
+- :mod:`pan.figures`     the paper's figures, rendered with Altair
 """
 
 __version__ = "0.1.0"

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import torch
 from torch import nn
@@ -62,9 +63,13 @@ def dump_activations(
     out_dir: str | Path,
     micro_batch: int = 16,
     device: str = "auto",
-    progress=sys.stderr,
+    progress: TextIO | None = None,
 ) -> list[LayerDump]:
-    """Run ``images`` through ``model`` and write every analysed layer's maps under ``out_dir``."""
+    """Run ``images`` through ``model`` and write every analysed layer's maps under ``out_dir``.
+
+    Progress (images/s) goes to ``progress``, by default the current ``sys.stderr`` (the job's
+    log under :func:`pan.logs.log_to`).
+    """
     loaded = load_model(model)  # first: a missing-weights error comes before any image work
     records = image_records(images)
     target = pick_device(device)
@@ -74,7 +79,13 @@ def dump_activations(
         raise ValueError(f"model {model.name!r} has no Conv2d layer with a kernel larger than 1x1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=len(records), unit="img", desc=f"activations {model.name}", file=progress, mininterval=5)
+    bar = tqdm(
+        total=len(records),
+        unit="img",
+        desc=f"activations {model.name}",
+        file=progress or sys.stderr,
+        mininterval=5,
+    )
     with ExitStack() as stack, torch.inference_mode():
         writers = LayerWriters(out_dir, stack)
         sink = lambda layer, maps: writers.write(

@@ -46,7 +46,7 @@ class SortedSamples:
         ordered += np.float32(0.0)  # -0.0 becomes +0.0: they tie, as in scipy
         keys = np.empty((self.neurons, self.size), dtype=np.uint64)
         halves = keys.view(np.uint32).reshape(self.neurons, self.size, 2)  # little-endian: low, high
-        _order_keys(ordered, out=halves[..., 0])
+        halves[..., 0] = _order_keys(ordered)
         halves[..., 1] = np.arange(self.neurons, dtype=np.uint32)[:, None]
         self.keys = keys.ravel()
 
@@ -85,17 +85,18 @@ def _as_float32(values: np.ndarray) -> np.ndarray:
     return single
 
 
-def _order_keys(values: np.ndarray, out: np.ndarray) -> np.ndarray:
+def _order_keys(values: np.ndarray) -> np.ndarray:
     """``uint32`` keys that order like the float32 ``values`` (no -0.0), ties kept as ties.
 
-    IEEE-754: flipping every bit of a negative and the sign bit of a positive orders as unsigned.
+    IEEE-754: flipping every bit of a negative and the sign bit of a positive orders as
+    unsigned. Works in place: ``values`` is consumed.
     """
     bits = values.view(np.uint32)
-    np.right_shift(bits, np.uint32(31), out=out)  # 1 for negatives
-    np.negative(out, out=out)  # 0xFFFFFFFF for negatives, 0 otherwise
-    np.bitwise_or(out, _SIGN, out=out)
-    np.bitwise_xor(out, bits, out=out)
-    return out
+    flip = bits >> np.uint32(31)  # 1 for negatives
+    np.negative(flip, out=flip)  # 0xFFFFFFFF for negatives, 0 otherwise
+    flip |= _SIGN
+    bits ^= flip
+    return bits
 
 
 @dataclass(frozen=True)

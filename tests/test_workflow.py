@@ -44,6 +44,7 @@ def test_every_planted_neuron_gets_its_expected_label(tiny_run):
     edge_only = ks.filter((pl.col("neuron") == 9) & (pl.col("border") == "T")).row(0, named=True)
     assert edge_only["ks"] > 0.9 and edge_only["ks_plus"] < 0.1 and edge_only["ks_minus"] == 0.0
     assert edge_only["n_border"] == 16 * 32 and edge_only["n_centre"] == 16 * 30 * 30
+    assert "img/s" in (tiny_run / "results/logs/activations/tiny.log").read_text()  # progress in the log
 
 
 def test_tables_count_the_planted_types(tiny_run):

@@ -1,10 +1,6 @@
 rule label_pans:
     input:
-        lambda wildcards: expand(
-            "results/ks/{model}/{layer}.parquet",
-            model=wildcards.model,
-            layer=analysed_layer_names(wildcards),
-        ),
+        ks_tables,
     output:
         "results/pans/{model}.parquet",
     params:
