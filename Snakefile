@@ -18,6 +18,10 @@ include: "workflow/rules/ks.smk"
 include: "workflow/rules/pans.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/bias.smk"
+include: "workflow/rules/figures.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:

@@ -30,19 +30,21 @@ def region_masks(height: int, width: int) -> dict[str, np.ndarray]:
 def border_samples(maps: np.ndarray) -> dict[str, np.ndarray]:
     """Per-neuron samples of each border from feature maps ``(images, neurons, H, W)``.
 
-    Returns ``{border: (neurons, values)}``; a border holds ``images * W`` (T, B) or
-    ``images * H`` (L, R) values per neuron, corners included.
+    Returns ``{border: (neurons, values)}``, fresh arrays (callers may sort them in place); a
+    border holds ``images * W`` (T, B) or ``images * H`` (L, R) values per neuron, corners
+    included.
     """
     channels = maps.shape[1]
     rows = {"T": maps[:, :, 0, :], "B": maps[:, :, -1, :]}
     cols = {"L": maps[:, :, :, 0], "R": maps[:, :, :, -1]}
     return {
-        name: np.ascontiguousarray(region.transpose(1, 0, 2)).reshape(channels, -1)
+        name: region.transpose(1, 0, 2).copy().reshape(channels, -1)
         for name, region in {**rows, **cols}.items()
     }
 
 
 def centre_samples(maps: np.ndarray) -> np.ndarray:
-    """Per-neuron centre samples ``(neurons, images * (H-2) * (W-2))``; empty below 3x3 maps."""
+    """Per-neuron centre samples ``(neurons, images * (H-2) * (W-2))``, a fresh array; empty
+    below 3x3 maps."""
     centre = maps[:, :, 1:-1, 1:-1]
-    return np.ascontiguousarray(centre.transpose(1, 0, 2, 3)).reshape(maps.shape[1], -1)
+    return centre.transpose(1, 0, 2, 3).copy().reshape(maps.shape[1], -1)

@@ -34,13 +34,17 @@ _SIGN = np.uint32(0x80000000)
 class SortedSamples:
     """One sample per neuron, stored as sorted neuron-tagged keys (see module docstring)."""
 
-    def __init__(self, values: np.ndarray):
+    def __init__(self, values: np.ndarray, overwrite: bool = False):
+        """``overwrite=True`` lets a float32 ``values`` array be sorted in place (no copy)."""
         values = np.asarray(values)
         if values.ndim != 2:
             raise ValueError(f"expected (neurons, values), got shape {values.shape}")
         self.neurons, self.size = values.shape
         # Sorting float32 rows is SIMD-fast; the keys of sorted rows come out globally sorted.
-        ordered = np.sort(_as_float32(values), axis=1)
+        ordered = _as_float32(values)
+        if ordered is values and not overwrite:
+            ordered = ordered.copy()
+        ordered.sort(axis=1)
         if self.size and np.isnan(ordered[:, -1]).any():  # NaNs sort last
             raise ValueError("samples contain NaN; KS statistics are undefined")
         ordered += np.float32(0.0)  # -0.0 becomes +0.0: they tie, as in scipy

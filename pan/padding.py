@@ -211,7 +211,8 @@ class ChannelPaddedConv2d(nn.Module):
         reflected = self._conv_unpadded(reflect_padded, conv.weight[rows], bias, self.reflect_groups)
         if self._reflect_picked_outputs is not None:
             reflected = reflected.index_select(1, self._reflect_picked_outputs)
-        return zero_padded.index_copy(1, self.reflect_channels, reflected)
+        # In place: ``zero_padded`` is this call's own fresh output, so no full-size copy is needed.
+        return zero_padded.index_copy_(1, self.reflect_channels, reflected)
 
     def _conv_unpadded(self, x: Tensor, weight: Tensor, bias: Tensor | None, groups: int) -> Tensor:
         """The wrapped conv's stride and dilation over an already padded input."""

@@ -38,9 +38,9 @@ def score_maps(maps: np.ndarray, layer: str, layer_index: int) -> pa.Table:
     border_rank: list[np.ndarray] = []
     for start in range(0, c, step):
         chunk = maps[:, start : start + step]
-        centre = SortedSamples(centre_samples(chunk))
+        centre = SortedSamples(centre_samples(chunk), overwrite=True)  # a fresh copy: sort in place
         for border, values in border_samples(chunk).items():
-            result = border_ks(values, centre)
+            result = border_ks(SortedSamples(values, overwrite=True), centre)
             size = len(result.ks)
             columns["neuron"].append(np.arange(start, start + size, dtype=np.int32))
             columns["border"].append(np.full(size, border))

@@ -117,3 +117,14 @@ def test_empty_centre_gives_nan_and_nan_input_is_rejected():
     assert np.isnan(result.ks).all() and result.n_centre == 0
     with pytest.raises(ValueError, match="NaN"):
         border_ks(np.array([[np.nan, 1.0]]), np.array([[1.0, 2.0]]))
+
+
+@pytest.mark.parametrize("images", [1, 3])
+def test_scoring_a_layer_sorts_copies_never_the_maps(images):
+    from pan.scoring import score_maps
+
+    maps = np.random.default_rng(3).normal(size=(images, 3, 5, 6)).astype(np.float32)
+    before = maps.copy()
+    table = score_maps(maps, "layer", 0)
+    np.testing.assert_array_equal(maps, before)
+    assert table.num_rows == 3 * 4 and table.column("border").to_pylist()[:4] == ["T", "B", "L", "R"]

@@ -14,6 +14,7 @@ checkpoint activations:
     resources:
         mem_mb=lambda wildcards, attempt: activation_mem_mb(wildcards.model) * attempt,
         runtime=lambda wildcards, attempt: 30 * attempt,
+        gpu=config["gpus"],
     conda:
         "../envs/pan.yaml"
     script:

@@ -1,0 +1,90 @@
+"""Evaluate the four §4 variants of a model over the same images, in one pass over the images.
+
+Each batch is decoded and preprocessed once, then run through every variant; the logits
+of each variant stream to its own file (format: :mod:`pan.logits`).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+from tqdm import tqdm
+
+from .activations import pick_device, preprocessed_batches
+from .classes import check_eval_labels, class_indices
+from .images import ImageSpec, image_records
+from .logits import LogitWriter
+from .models import ModelSpec, load_model
+from .variants import VARIANTS, build_variants
+
+
+def evaluate_variants(
+    model: ModelSpec,
+    images: ImageSpec,
+    pan_labels: str | Path,
+    outputs: Mapping[str, str | Path],
+    rand_seed: int = 0,
+    batch_size: int = 16,
+    device: str = "auto",
+    progress=sys.stderr,
+) -> int:
+    """Write the logits of every variant in ``outputs`` (variant -> path); returns the image count.
+
+    ``pan_labels`` is the model's PAN label file (``results/pans/{model}.parquet``); it
+    selects the channels of ``pan_reflect`` and, with ``rand_seed``, of ``rand_reflect``.
+    """
+    unknown = set(outputs) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variants {sorted(unknown)}; use some of {VARIANTS}")
+    loaded = load_model(model)  # first: a missing-weights error comes before any image work
+    records = image_records(images)
+    check_eval_labels(images, records)
+    target = pick_device(device)
+    net = loaded.model.to(target)
+    variants = build_variants(net, pl.read_parquet(pan_labels), rand_seed)
+    variants = {name: variants[name] for name in outputs}
+    labels = [r.label for r in records]
+    truth: list[int | None] | None = None
+    bar = tqdm(total=len(records), unit="img", desc=f"evaluate {model.name}", file=progress, mininterval=5)
+    with ExitStack() as stack, torch.inference_mode():
+        writers: dict[str, LogitWriter] = {}
+        first = 0
+        for batch in preprocessed_batches(records, loaded, batch_size):
+            batch = batch.to(target)
+            logits = {name: variant(batch).float().cpu().numpy() for name, variant in variants.items()}
+            if truth is None:  # the number of classes is known from the first batch
+                num_classes = _num_classes(logits, loaded.categories, model.name)
+                truth = class_indices(labels, loaded.categories, num_classes)
+                writers = {
+                    name: stack.enter_context(
+                        LogitWriter(outputs[name], model.name, name, num_classes, loaded.categories)
+                    )
+                    for name in variants
+                }
+            rows = slice(first, first + len(batch))
+            names = [
+                loaded.categories[i] if loaded.categories and i is not None else None for i in truth[rows]
+            ]
+            ids = [r.id for r in records[rows]]
+            for name, values in logits.items():
+                writers[name].write(first, ids, labels[rows], truth[rows], names, values)
+            first += len(batch)
+            bar.update(len(batch))
+    bar.close()
+    return len(records)
+
+
+def _num_classes(logits: Mapping[str, np.ndarray], categories: list[str] | None, model: str) -> int:
+    """The number of classes from a batch of outputs, checked against the model's class names."""
+    shape = next(iter(logits.values())).shape
+    if len(shape) != 2:
+        raise ValueError(f"model {model!r} outputs shape {tuple(shape)}, not (images, classes)")
+    if categories and len(categories) != shape[1]:
+        raise ValueError(f"model {model!r} has {shape[1]} outputs but {len(categories)} category names")
+    return shape[1]
