@@ -1,0 +1,154 @@
+"""Class log-odds of the padding variants against the original model: the paper's Figs. 9 and 10.
+
+Reads ``results/tables/odds_{model}.csv`` (:func:`pan.bias.write_odds`): one row per class
+with ``odds_<variant>`` and natural ``log_odds_<variant>`` for PAN-reflect, RAND-reflect and
+reflect. A log-odds of ±0.05 is about a 5% change of the odds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import altair as alt
+import numpy as np
+import polars as pl
+
+from .render import save_chart
+
+VARIANT_NAMES = {"pan_reflect": "PAN-reflect", "rand_reflect": "RAND-reflect", "reflect": "reflect"}
+VARIANT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c"]  # as the paper: PAN-reflect blue, RAND-reflect orange
+ODDS_COLUMNS = ["class_index", "class_name"] + [
+    f"{kind}_{variant}" for variant in VARIANT_NAMES for kind in ("odds", "log_odds")
+]
+FIVE_PERCENT = 0.05
+BINS = 50
+
+
+def read_odds(path: str | Path) -> pl.DataFrame:
+    """An odds table, checked for the columns the figures need."""
+    odds = pl.read_csv(path)
+    missing = [c for c in ODDS_COLUMNS if c not in odds.columns]
+    if missing:
+        raise ValueError(f"{path} lacks columns {missing}; expected {ODDS_COLUMNS}")
+    if odds.height == 0:
+        raise ValueError(f"{path} has no classes")
+    return odds
+
+
+def long_log_odds(odds: pl.DataFrame) -> pl.DataFrame:
+    """``class_index, class_name, variant, log_odds`` with each variant's classes ranked by log-odds."""
+    frames = [
+        odds.select("class_index", "class_name", pl.col(f"log_odds_{variant}").alias("log_odds"))
+        .with_columns(variant=pl.lit(name))
+        .sort("log_odds", descending=True)
+        .with_columns(rank=pl.int_range(1, odds.height + 1))
+        for variant, name in VARIANT_NAMES.items()
+    ]
+    return pl.concat(frames).filter(pl.col("log_odds").is_finite())
+
+
+def _variant_colour(legend: bool = True) -> alt.Color:
+    names = list(VARIANT_NAMES.values())
+    return alt.Color(
+        "variant:N",
+        title=None,
+        sort=names,
+        scale=alt.Scale(domain=names, range=VARIANT_COLOURS),
+        legend=alt.Legend(orient="top") if legend else None,
+    )
+
+
+def ordered_log_odds_chart(odds: pl.DataFrame, model: str) -> alt.LayerChart:
+    """Fig. 9: every variant's classes sorted by log-odds, with the ±5% band marked."""
+    rows = long_log_odds(odds)
+    band = pl.DataFrame({"y": [-FIVE_PERCENT, FIVE_PERCENT]})
+    lines = (
+        alt.Chart(rows)
+        .mark_line(strokeWidth=2)
+        .encode(
+            x=alt.X("rank:Q", title="classes, ordered by log-odds", scale=alt.Scale(domain=[1, odds.height])),
+            y=alt.Y(
+                "log_odds:Q",
+                title="log-odds w.r.t. the original model",
+                scale=alt.Scale(type="symlog", constant=FIVE_PERCENT),
+            ),
+            color=_variant_colour(),
+            tooltip=["variant:N", "class_name:N", "class_index:Q", alt.Tooltip("log_odds:Q", format=".4f")],
+        )
+    )
+    rules = alt.Chart(band).mark_rule(strokeDash=[4, 4], color="#777").encode(y="y:Q")
+    return alt.layer(rules, lines).properties(
+        width=620,
+        height=320,
+        title=alt.Title(
+            f"Ordered change in class log-odds · {model}",
+            subtitle=f"{odds.height} classes; dashed: ±0.05 log-odds (about 5% odds); symmetric-log axis",
+        ),
+    )
+
+
+def log_odds_histogram(odds: pl.DataFrame) -> pl.DataFrame:
+    """Class counts per variant, each on its own ``BINS`` linear bins: ``variant, start, end, classes``.
+
+    Variants differ in spread by orders of magnitude (reflect moves every class, RAND-reflect
+    almost none), so shared bins would flatten all but the widest; linear bins keep the shape
+    honest (log-spaced bins would fake a second mode).
+    """
+    rows = long_log_odds(odds)
+    frames = []
+    for name in VARIANT_NAMES.values():
+        values = rows.filter(pl.col("variant") == name)["log_odds"].to_numpy()
+        low, high = float(values.min()), float(values.max())
+        if high - low < 1e-12:
+            low, high = low - FIVE_PERCENT, high + FIVE_PERCENT
+        counts, edges = np.histogram(values, BINS, range=(low, high))
+        frames.append(
+            pl.DataFrame({"variant": name, "start": edges[:-1], "end": edges[1:], "classes": counts})
+        )
+    return pl.concat(frames)
+
+
+def log_odds_histogram_chart(odds: pl.DataFrame, model: str) -> alt.VConcatChart:
+    """Fig. 10: histograms of the class log-odds of each variant, ±0.05 dashed for scale."""
+    rows = log_odds_histogram(odds)
+    panels = []
+    for name in VARIANT_NAMES.values():
+        bars = (
+            alt.Chart(rows.filter(pl.col("variant") == name))
+            .mark_bar(binSpacing=0)
+            .encode(
+                x=alt.X("start:Q", bin="binned", title=f"log-odds of {name} w.r.t. the original model"),
+                x2="end:Q",
+                y=alt.Y("classes:Q", title="classes"),
+                color=_variant_colour(legend=False),
+                tooltip=[
+                    "variant:N",
+                    alt.Tooltip("start:Q", format=".4f"),
+                    alt.Tooltip("end:Q", format=".4f"),
+                    "classes:Q",
+                ],
+            )
+        )
+        rules = (
+            alt.Chart(pl.DataFrame({"x": [-FIVE_PERCENT, FIVE_PERCENT]}))
+            .mark_rule(strokeDash=[4, 4], color="#777")
+            .encode(x="x:Q")
+        )
+        panels.append(alt.layer(bars, rules).properties(width=620, height=120, title=name))
+    return alt.vconcat(
+        *panels,
+        title=alt.Title(
+            f"Class histogram of log-odds · {model}",
+            subtitle=f"{odds.height} classes, {BINS} bins per variant, each on its own axis; dashed: ±0.05",
+        ),
+    )
+
+
+def write_ordered_log_odds(odds: str | Path, model: str, html: str | Path, png: str | Path) -> None:
+    """Render Fig. 9 of one model from its odds table."""
+    save_chart(ordered_log_odds_chart(read_odds(odds), model), html, png)
+
+
+def write_log_odds_histogram(odds: str | Path, model: str, html: str | Path, png: str | Path) -> None:
+    """Render Fig. 10 of one model from its odds table."""
+    save_chart(log_odds_histogram_chart(read_odds(odds), model), html, png)

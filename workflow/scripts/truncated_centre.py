@@ -1,0 +1,12 @@
+from pan.figures.distributions import write_truncated_centre
+from pan.logs import log_to
+
+with log_to(snakemake.log[0]):
+    write_truncated_centre(
+        snakemake.input.dump,
+        snakemake.wildcards.model,
+        snakemake.wildcards.slot,
+        snakemake.input.get("selection"),
+        snakemake.output.html,
+        snakemake.output.png,
+    )
