@@ -7,9 +7,13 @@ and stops every daemon it started on exit. It never touches ``/etc/slurm``,
 ``/etc/munge`` or a system-wide munge/SLURM that may already be running:
 sockets, ports, keys, state and logs are all private to one cluster.
 
-Clients reach the cluster through :attr:`SlurmCluster.env` (``SLURM_CONF``);
-the SLURM executor plugin submits with ``--export=ALL``, so jobs inherit that
-environment (and ``PATH``) from the Snakemake process that submitted them.
+Clients reach the cluster through :attr:`SlurmCluster.env` (``SLURM_CONF``,
+and a ``PATH`` whose first ``srun`` knows the config too); the SLURM executor
+plugin submits with ``--export=ALL``, so jobs inherit that environment from
+the Snakemake process that submitted them.
+
+The node has one stand-in GPU (device file /dev/null), so jobs that ask for
+a GPU are scheduled and get ``CUDA_VISIBLE_DEVICES`` on machines without one.
 
 Every finished job is recorded by ``jobcomp/filetxt`` in
 :attr:`SlurmCluster.jobcomp_path`, which :meth:`SlurmCluster.finished_jobs`
@@ -19,6 +23,7 @@ parses: there is no accounting database, so ``sacct`` cannot report jobs.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import shutil
@@ -37,10 +42,13 @@ SLURM_PROFILE = REPO_ROOT / "workflow" / "profiles" / "slurm"
 
 # Options a Snakemake run needs on top of the slurm profile to work against a
 # private cluster. Without an accounting database `sacct` cannot report job
-# states, so the plugin must poll `squeue`; it keeps finished jobs visible for
-# MinJobAge (300 s) seconds, and the plugin only honours `squeue` when MinJobAge
-# is at least three times the first status-check delay. The short delays keep
-# a test run fast. `--slurm-no-account` states that no account is wanted
+# states, so the plugin must poll `squeue`, which shows finished jobs for
+# MinJobAge (900 s), and the plugin only honours `squeue` when MinJobAge
+# is at least three times the first status-check delay. That delay is also
+# where polling restarts after a job finishes; each check that finds none
+# finished waits 10 s longer (plugin 2.8.0), so with 6 s a job is seen done
+# 6, 22 or 48 s after submission: a pan job (three Python start-ups, about
+# 10-20 s) mostly at 22 s. `--slurm-no-account` states that no account is wanted
 # (plugin 2.8.0 accepts but ignores it: its account guess via `sacct` fails
 # and it then submits without `-A`, logging a warning).
 PRIVATE_CLUSTER_ARGS: tuple[str, ...] = (
@@ -48,7 +56,7 @@ PRIVATE_CLUSTER_ARGS: tuple[str, ...] = (
     "squeue",
     "--slurm-no-account",
     "--slurm-init-seconds-before-status-checks",
-    "2",
+    "6",
     "--seconds-between-status-checks",
     "2",
 )
@@ -65,6 +73,10 @@ REQUIRED_COMMANDS = (
 )
 APT_PACKAGES = ("slurm-wlm", "munge")
 PARTITION = "debug"
+# gres.conf (read from beside slurm.conf) gives the node one GPU whose device
+# file is /dev/null, so that jobs asking for a GPU are scheduled on machines
+# without one (slurmd counts no GPU that lacks a File).
+GRES_CONF = "Name=gpu File=/dev/null\n"
 
 
 class SlurmUnavailable(RuntimeError):
@@ -104,6 +116,15 @@ class SlurmCluster:
         return [
             parse_jobcomp_line(line) for line in self.jobcomp_path.read_text().splitlines() if line.strip()
         ]
+
+    def job_field(self, job_id: int, field: str) -> str | None:
+        """One field of ``scontrol show job`` (``Comment``, ``TresPerJob``...), None if unset.
+
+        Finished jobs stay visible for MinJobAge (900 s) after they end.
+        """
+        record = self.run(["scontrol", "--oneliner", "show", "job", str(job_id)])
+        match = re.search(rf"(?:^| ){re.escape(field)}=(\S*)", record)
+        return match.group(1) if match else None
 
     def run(self, args: Sequence[str], timeout: float = 30) -> str:
         """Run a SLURM client command against this cluster and return its stdout."""
@@ -164,6 +185,12 @@ def ensure_slurm_installed() -> None:
         raise SlurmUnavailable(f"installed {APT_PACKAGES} but still missing: {missing}")
 
 
+def ensure_slurm_plugin() -> None:
+    """Raise SlurmUnavailable unless Snakemake's SLURM executor plugin is installed."""
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        raise SlurmUnavailable("pip install snakemake-executor-plugin-slurm to submit through SLURM")
+
+
 def _free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -214,19 +241,20 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/filetxt
 JobCompLoc={jobcomp_path}
+GresTypes=gpu
 SwitchType=switch/none
 MpiDefault=none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 DefMemPerCPU=1024
 ReturnToService=2
-MinJobAge=300
+MinJobAge=900
 SlurmdTimeout=60
 InactiveLimit=0
 KillWait=5
 MailProg=/bin/true
 SchedulerParameters=batch_sched_delay=0
-NodeName={node_name} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={real_memory_mb} State=UNKNOWN
+NodeName={node_name} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={real_memory_mb} Gres=gpu:1 State=UNKNOWN
 PartitionName={PARTITION} Nodes={node_name} Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -330,34 +358,15 @@ def private_slurm(workdir: Path) -> Iterator[SlurmCluster]:
     state_dir = workdir / "state"
     for directory in (state_dir / "ctld", state_dir / "slurmd"):
         directory.mkdir(parents=True, exist_ok=True)
-    # munged insists that every directory above its socket be searchable by
-    # all users, which a pytest tmp dir (mode 0700) is not: use /tmp directly.
-    munge_dir = Path(tempfile.mkdtemp(prefix="pan-munge-"))
-    munge_dir.chmod(0o755)
-    munge_socket = munge_dir / "munge.socket"
     munge_key = state_dir / "munge.key"
     munge_key.write_bytes(os.urandom(1024))
     munge_key.chmod(0o600)
-
     node_name = socket.gethostname().split(".")[0]
     conf_path = workdir / "slurm.conf"
-    jobcomp_path = workdir / "jobcomp.log"
-    conf_path.write_text(
-        render_slurm_conf(
-            node_name=node_name,
-            cpus=os.cpu_count() or 1,
-            real_memory_mb=_real_memory_mb(),
-            state_dir=state_dir,
-            munge_socket=munge_socket,
-            jobcomp_path=jobcomp_path,
-            ctld_port=_free_port(),
-            slurmd_port=_free_port(),
-        )
-    )
     cluster = SlurmCluster(
         workdir=workdir,
         conf_path=conf_path,
-        jobcomp_path=jobcomp_path,
+        jobcomp_path=workdir / "jobcomp.log",
         node_name=node_name,
         partition=PARTITION,
         env={
@@ -366,18 +375,38 @@ def private_slurm(workdir: Path) -> Iterator[SlurmCluster]:
         },
     )
     daemon_env = {**os.environ, **cluster.env}
-    pid_files = [
-        munge_dir / "munged.pid",
-        state_dir / "slurmctld.pid",
-        state_dir / "slurmd.pid",
-    ]
-    try:
+
+    # Clean-up runs in reverse: cancel jobs, stop slurmd, slurmctld, munged.
+    with contextlib.ExitStack() as cleanup:
+        # munged insists that every directory above its socket be searchable
+        # by all users, which a pytest tmp dir (mode 0700) is not.
+        munge_dir = Path(tempfile.mkdtemp(prefix="pan-munge-"))
+        cleanup.callback(shutil.rmtree, munge_dir, ignore_errors=True)
+        munge_dir.chmod(0o755)
+        munge_socket = munge_dir / "munge.socket"
+        conf_path.write_text(
+            render_slurm_conf(
+                node_name=node_name,
+                cpus=os.cpu_count() or 1,
+                real_memory_mb=_real_memory_mb(),
+                state_dir=state_dir,
+                munge_socket=munge_socket,
+                jobcomp_path=cluster.jobcomp_path,
+                ctld_port=_free_port(),
+                slurmd_port=_free_port(),
+            )
+        )
+        (workdir / "gres.conf").write_text(GRES_CONF)
+        for pid_file in (munge_dir / "munged.pid", state_dir / "slurmctld.pid", state_dir / "slurmd.pid"):
+            cleanup.callback(_stop_by_pid_file, pid_file)
+        cleanup.callback(_cancel_all_jobs, cluster)
+
         _start_daemon(
             [
                 "munged",
                 f"--socket={munge_socket}",
                 f"--key-file={munge_key}",
-                f"--pid-file={pid_files[0]}",
+                f"--pid-file={munge_dir / 'munged.pid'}",
                 f"--log-file={state_dir / 'munged.log'}",
                 f"--seed-file={state_dir / 'munged.seed'}",
             ],
@@ -388,11 +417,6 @@ def private_slurm(workdir: Path) -> Iterator[SlurmCluster]:
         _start_daemon(["slurmd", "-N", node_name], daemon_env, state_dir / "slurmd.log")
         _wait_for_idle_node(cluster, state_dir)
         yield cluster
-    finally:
-        _cancel_all_jobs(cluster)
-        for pid_file in reversed(pid_files):
-            _stop_by_pid_file(pid_file)
-        shutil.rmtree(munge_dir, ignore_errors=True)
 
 
 _SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+)")
