@@ -38,7 +38,10 @@ def test_every_planted_neuron_gets_its_expected_label(tiny_run):
     labels = pl.read_parquet(tiny_run / "results/pans/tiny.parquet")
     got = {(row["layer"], row["neuron"]): row["pan_type"] for row in labels.iter_rows(named=True)}
     assert got == EXPECTED_TYPES  # also: the 1x1 conv 'mix' is not analysed
-    edge = {(row["layer"], row["neuron"]) for row in labels.filter(pl.col("is_edge_detector")).iter_rows(named=True)}
+    edge = {
+        (row["layer"], row["neuron"])
+        for row in labels.filter(pl.col("is_edge_detector")).iter_rows(named=True)
+    }
     assert edge == EDGE_DETECTORS
     ks = pl.read_parquet(tiny_run / "results/ks/tiny/conv1.parquet")
     edge_only = ks.filter((pl.col("neuron") == 9) & (pl.col("border") == "T")).row(0, named=True)
@@ -100,9 +103,18 @@ def configure(workdir: Path, **changes) -> None:
         ({"images__batch_size": 0}, "batch_size"),
         ({"images__path": "no_such_folder"}, "no_such_folder does not exist"),
         ({"images__path": "empty"}, "no image files"),
-        ({"models": {"tiny": {"source": "python", "builder": "tiny_net.py:build", "state_dict": "nope.pt"}}},
-         "state_dict file nope.pt does not exist"),
-        ({"models": {"tiny": {"source": "python", "builder": "missing.py:build"}}}, "missing.py does not exist"),
+        (
+            {
+                "models": {
+                    "tiny": {"source": "python", "builder": "tiny_net.py:build", "state_dict": "nope.pt"}
+                }
+            },
+            "state_dict file nope.pt does not exist",
+        ),
+        (
+            {"models": {"tiny": {"source": "python", "builder": "missing.py:build"}}},
+            "missing.py does not exist",
+        ),
     ],
 )
 def test_bad_config_fails_before_any_job_with_a_clear_message(tiny_workdir, changes, message):
@@ -117,10 +129,13 @@ def test_bad_config_fails_before_any_job_with_a_clear_message(tiny_workdir, chan
 def test_missing_torchvision_weights_name_the_file_and_where_to_put_it(tiny_workdir, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_torch_home"))
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # no download, even with internet
-    configure(tiny_workdir, models={"r18": {"source": "torchvision", "builder": "resnet18", "weights": "IMAGENET1K_V1"}})
+    configure(
+        tiny_workdir,
+        models={"r18": {"source": "torchvision", "builder": "resnet18", "weights": "IMAGENET1K_V1"}},
+    )
     result = run_snakemake(tiny_workdir, "results/tables/table2.csv", check=False)
     log = (tiny_workdir / "results/logs/activations/r18.log").read_text()
     assert result.returncode != 0
     expected = tmp_path / "empty_torch_home/hub/checkpoints/resnet18-f37072fd.pth"
-    assert f"Put the file resnet18-f37072fd.pth" in log and str(expected) in log
+    assert "Put the file resnet18-f37072fd.pth" in log and str(expected) in log
     assert not (tiny_workdir / "results/activations/r18").exists()  # nothing half-written
