@@ -40,9 +40,9 @@ def main() -> None:
         str(workdir),
         "--cores",
         str(args.cores),
+        args.target,
         "--quiet",
         "all",
-        args.target,
     ]
     start = time.perf_counter()
     subprocess.run(command, check=True)
@@ -62,6 +62,7 @@ def main() -> None:
     for rss, seconds, name in peaks[:5]:
         print(f"  {rss:7.0f} MB peak  {seconds:6.1f} s  {name}")
     print(f"largest peak memory of a job: {peaks[0][0]:.0f} MB")
+    print((workdir / args.target).read_text())
     if args.keep:
         print(f"run directory kept: {workdir}")
     else:

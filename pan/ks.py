@@ -54,19 +54,17 @@ class SortedSamples:
         halves[..., 1] = np.arange(self.neurons, dtype=np.uint32)[:, None]
         self.keys = keys.ravel()
 
-    def _offsets(self, neuron: np.ndarray) -> np.ndarray:
-        return neuron * self.size
+    def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Runs of equal keys: their starts and ends, and the run of every key.
 
-    def counts_within(self, neuron: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per value, how many values of its own neuron are ``<=`` and ``<`` it (linear time)."""
+        Runs never cross neurons (keys are neuron-tagged).
+        """
         starts_run = np.empty(len(self.keys), dtype=bool)
         starts_run[:1] = True
         np.not_equal(self.keys[1:], self.keys[:-1], out=starts_run[1:])
-        run_starts = np.flatnonzero(starts_run)  # runs of ties never cross neurons (tagged keys)
-        run = np.cumsum(starts_run) - 1
+        run_starts = np.flatnonzero(starts_run)
         run_ends = np.append(run_starts[1:], len(self.keys))
-        offsets = self._offsets(neuron)
-        return run_ends[run] - offsets, run_starts[run] - offsets
+        return run_starts, run_ends, np.cumsum(starts_run) - 1
 
     def counts_below(self, keys: np.ndarray, neuron: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per key of ``neuron``, how many of that neuron's values are ``<=`` and ``<`` it."""
@@ -75,7 +73,7 @@ class SortedSamples:
         if len(self.keys):  # a second search only for keys that this sample holds too (ties)
             tied = np.flatnonzero(self.keys[np.minimum(below, len(self.keys) - 1)] == keys)
             at_most[tied] = np.searchsorted(self.keys, keys[tied], side="right")
-        offsets = self._offsets(neuron)
+        offsets = neuron * self.size
         return at_most - offsets, below - offsets
 
 
@@ -130,8 +128,14 @@ def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSam
         return BorderKS(nan, nan.copy(), nan.copy(), n1, n2)
 
     neuron = np.repeat(np.arange(border.neurons, dtype=np.int64), n1)  # of each border key
-    border_le, border_lt = (c.reshape(shape) for c in border.counts_within(neuron))
-    centre_le, centre_lt = (c.reshape(shape) for c in centre.counts_below(border.keys, neuron))
+    run_starts, run_ends, run = border.runs()  # tied border values are counted once
+    offsets = neuron * n1
+    border_le, border_lt = (
+        (run_ends[run] - offsets).reshape(shape),
+        (run_starts[run] - offsets).reshape(shape),
+    )
+    le, lt = centre.counts_below(border.keys[run_starts], neuron[run_starts])
+    centre_le, centre_lt = le[run].reshape(shape), lt[run].reshape(shape)
 
     # Empirical CDFs formed exactly as scipy does (count / n), at and just below each border value.
     x_at, x_below = border_le / n1, border_lt / n1
