@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import shutil
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import polars as pl
 import pytest
 import torch
 import yaml
-from conftest import run_snakemake, tiny_config, write_images
+from conftest import run_snakemake, scheduled_jobs, tiny_config, write_images
 from torch import nn
 
 from pan.bias import (
@@ -418,12 +417,6 @@ def test_evaluate_variants_writes_four_aligned_files(tmp_path, monkeypatch):
 # --- the workflow, end to end on the tiny net -------------------------------------------------
 
 BIAS_TARGETS = ("results/tables/table3.csv", "results/tables/sample_influence_summary.csv")
-
-
-def scheduled_jobs(dry_run_output: str) -> dict[str, int]:
-    """Job counts from the 'Job stats' table of a dry run."""
-    stats = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
 
 
 @pytest.mark.workflow

@@ -3,7 +3,6 @@ and re-renders only the label-dependent ones when theta changes."""
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import polars as pl
 import pytest
 import torch
 import yaml
-from conftest import TESTS, run_snakemake, tiny_config, write_images
+from conftest import TESTS, run_snakemake, scheduled_jobs, tiny_config, write_images
 from PIL import Image
 from scipy.stats import ks_2samp
 
@@ -268,12 +267,6 @@ NEURON_PNGS = [
     for slot in ("pan1", "pan2", "edge1", "conv1_n9")
     for figure in ("activation_pdfs", "truncated_centre", "card")
 ]
-
-
-def scheduled_jobs(dry_run_output: str) -> dict[str, int]:
-    """Job counts from the 'Job stats' table of a dry run."""
-    stats = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
 
 
 @pytest.mark.workflow

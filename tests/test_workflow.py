@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
-from conftest import run_snakemake, tiny_config, write_images
+from conftest import run_snakemake, scheduled_jobs, tiny_config, write_images
 from tiny_net import EDGE_DETECTORS, EXPECTED_TYPES
 
 from pan.labelling import PAN_TYPES
@@ -26,12 +25,6 @@ def tiny_run(tmp_path_factory) -> Path:
     (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
     run_snakemake(workdir, "results/tables/table1.csv", "results/tables/table2.csv")
     return workdir
-
-
-def scheduled_jobs(dry_run_output: str) -> dict[str, int]:
-    """Job counts from the 'Job stats' table of a dry run."""
-    stats = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
 
 
 def test_every_planted_neuron_gets_its_expected_label(tiny_run):
