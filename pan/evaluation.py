@@ -10,6 +10,7 @@ import sys
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import polars as pl
@@ -32,12 +33,13 @@ def evaluate_variants(
     rand_seed: int = 0,
     batch_size: int = 16,
     device: str = "auto",
-    progress=sys.stderr,
+    progress: TextIO | None = None,
 ) -> int:
     """Write the logits of every variant in ``outputs`` (variant -> path); returns the image count.
 
     ``pan_labels`` is the model's PAN label file (``results/pans/{model}.parquet``); it
     selects the channels of ``pan_reflect`` and, with ``rand_seed``, of ``rand_reflect``.
+    Progress (images/s) goes to ``progress``, by default the current ``sys.stderr`` (the job's log).
     """
     unknown = set(outputs) - set(VARIANTS)
     if unknown:
@@ -51,7 +53,13 @@ def evaluate_variants(
     variants = {name: variants[name] for name in outputs}
     labels = [r.label for r in records]
     truth: list[int | None] | None = None
-    bar = tqdm(total=len(records), unit="img", desc=f"evaluate {model.name}", file=progress, mininterval=5)
+    bar = tqdm(
+        total=len(records),
+        unit="img",
+        desc=f"evaluate {model.name}",
+        file=progress or sys.stderr,
+        mininterval=5,
+    )
     with ExitStack() as stack, torch.inference_mode():
         writers: dict[str, LogitWriter] = {}
         first = 0

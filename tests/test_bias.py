@@ -428,6 +428,7 @@ def test_workflow_runs_section_4_on_the_tiny_net(tmp_path):
     run_snakemake(tmp_path, *BIAS_TARGETS)
     for variant in VARIANTS:
         assert read_logits(tmp_path / f"results/eval/tiny/{variant}.parquet").logits.shape == (20, 2)
+    assert "img/s" in (tmp_path / "results/logs/eval/tiny.log").read_text()  # progress in the job's log
     odds = pl.read_csv(tmp_path / "results/tables/odds_tiny.csv")
     assert odds.columns == list(ODDS_SCHEMA) and odds["class_name"].to_list() == ["a", "b"]
     assert pl.read_csv(tmp_path / "results/tables/table3.csv").columns == [
