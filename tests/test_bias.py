@@ -142,20 +142,28 @@ def test_imagenet_folders_must_be_synsets(tmp_path):
         check_eval_labels(spec, image_records(spec))
 
 
-def test_config_checks_the_evaluation_images_early(tmp_path, monkeypatch):
-    from pan.config import ConfigError, checked_config
+def test_evaluation_images_are_checked_when_section_4_is_requested(tmp_path, monkeypatch):
+    from pan.config import ConfigError, checked_config, checked_eval_images
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(TESTS / "tiny_net.py", "tiny_net.py")
     write_images(tmp_path / "images", 4)
     eval_images = {"source": "folder", "path": "images", "batch_size": None, "seed": 0}
-    assert checked_config(tiny_config(eval_images=eval_images)).eval_images == ImageSpec(
-        "folder", "images", None, 0
-    )
+    settings = checked_config(tiny_config(eval_images=eval_images))
+    assert checked_eval_images(settings.eval_images) == ImageSpec("folder", "images", None, 0)
+    missing = checked_config(tiny_config(eval_images={**eval_images, "path": "missing"}))
     with pytest.raises(ConfigError, match="missing"):
-        checked_config(tiny_config(eval_images={**eval_images, "path": "missing"}))
+        checked_eval_images(missing.eval_images)
     with pytest.raises(ConfigError, match="synset"):
-        checked_config(tiny_config(eval_images={**eval_images, "source": "imagenet"}))
+        checked_eval_images(ImageSpec("imagenet", "images", None, 0))
+
+    # Through the workflow: Tables 1-2 need no evaluation set; section 4 fails before any job.
+    (tmp_path / "config.yaml").write_text(
+        yaml.safe_dump(tiny_config(eval_images={**eval_images, "path": "missing"}))
+    )
+    assert run_snakemake(tmp_path, "-n", "results/tables/table2.csv").returncode == 0
+    failed = run_snakemake(tmp_path, "-n", "results/tables/table3.csv", check=False)
+    assert failed.returncode != 0 and "eval_images" in failed.stdout + failed.stderr
 
 
 # --- logits on disk ---------------------------------------------------------------------------

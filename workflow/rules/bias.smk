@@ -3,7 +3,7 @@ from pan.variants import VARIANTS
 
 rule evaluate_variants:
     input:
-        "results/pans/{model}.parquet",
+        evaluation_input,
     output:
         **{variant: f"results/eval/{{model}}/{variant}.parquet" for variant in VARIANTS},
     params:

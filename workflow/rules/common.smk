@@ -28,6 +28,14 @@ def activation_mem_mb(model):
     return estimate(SETTINGS.models[model], config["micro_batch"])
 
 
+def evaluation_input(wildcards):
+    """A model's PAN labels, once eval_images is checked: only when section 4 is requested."""
+    from pan.config import checked_eval_images
+
+    checked_eval_images(SETTINGS.eval_images)
+    return f"results/pans/{wildcards.model}.parquet"
+
+
 def eval_runtime_min(wildcards, attempt):
     """Minutes to request for evaluating four variants: about 100 images a minute on 2 CPU cores."""
     from pan.images import image_records
