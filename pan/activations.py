@@ -7,7 +7,6 @@ batch of every layer.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -15,11 +14,11 @@ from typing import TextIO
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from .dumps import LayerDump, LayerWriters, write_manifest
 from .images import ImageRecord, ImageSpec, image_records
 from .layers import AnalysedLayer, analysed_layers
+from .logs import image_progress
 from .models import LoadedModel, ModelSpec, load_model
 
 
@@ -79,13 +78,7 @@ def dump_activations(
         raise ValueError(f"model {model.name!r} has no Conv2d layer with a kernel larger than 1x1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(
-        total=len(records),
-        unit="img",
-        desc=f"activations {model.name}",
-        file=progress or sys.stderr,
-        mininterval=5,
-    )
+    bar = image_progress(len(records), f"activations {model.name}", progress)
     with ExitStack() as stack, torch.inference_mode():
         writers = LayerWriters(out_dir, stack)
         sink = lambda layer, maps: writers.write(

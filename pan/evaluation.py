@@ -6,7 +6,6 @@ of each variant stream to its own file (format: :mod:`pan.logits`).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,12 +14,12 @@ from typing import TextIO
 import numpy as np
 import polars as pl
 import torch
-from tqdm import tqdm
 
 from .activations import pick_device, preprocessed_batches
 from .classes import check_eval_labels, class_indices
 from .images import ImageSpec, image_records
 from .logits import LogitWriter
+from .logs import image_progress
 from .models import ModelSpec, load_model
 from .variants import VARIANTS, build_variants
 
@@ -53,13 +52,7 @@ def evaluate_variants(
     variants = {name: variants[name] for name in outputs}
     labels = [r.label for r in records]
     truth: list[int | None] | None = None
-    bar = tqdm(
-        total=len(records),
-        unit="img",
-        desc=f"evaluate {model.name}",
-        file=progress or sys.stderr,
-        mininterval=5,
-    )
+    bar = image_progress(len(records), f"evaluate {model.name}", progress)
     with ExitStack() as stack, torch.inference_mode():
         writers: dict[str, LogitWriter] = {}
         first = 0

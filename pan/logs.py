@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import TextIO
+
+from tqdm import tqdm
 
 
 @contextmanager
@@ -22,3 +26,9 @@ def log_to(path: str | Path) -> Iterator[None]:
         except BaseException:
             traceback.print_exc(file=log)
             raise
+
+
+def image_progress(total: int, desc: str, stream: TextIO | None = None) -> tqdm:
+    """A progress bar in images/s, on ``stream`` or the ``sys.stderr`` of the moment (the job's
+    log under :func:`log_to`; a default bound at import time would miss the redirection)."""
+    return tqdm(total=total, unit="img", desc=desc, file=stream or sys.stderr, mininterval=5)

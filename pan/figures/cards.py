@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,12 +26,12 @@ import numpy as np
 import polars as pl
 import torch
 from PIL import Image
-from tqdm import tqdm
 
 from ..activations import pick_device, preprocessed_batches, recording
 from ..dumps import read_manifest
 from ..images import ImageRecord, ImageSpec, image_records
 from ..layers import AnalysedLayer
+from ..logs import image_progress
 from ..models import LoadedModel, ModelSpec, load_model
 from ..padding import with_reflect_padding
 from .distributions import RegionSamples, neuron_maps, region_histogram, shared_edges
@@ -85,9 +84,7 @@ def reflect_maps(
         captured.append(maps[:, neuron].float().cpu().numpy())
         raise _LayerReached
 
-    bar = tqdm(
-        total=len(records), unit="img", desc=f"reflect {layer}", file=progress or sys.stderr, mininterval=5
-    )
+    bar = image_progress(len(records), f"reflect {layer}", progress)
     watched = AnalysedLayer(0, layer, variant.get_submodule(layer))
     with torch.inference_mode(), recording([watched], keep_and_stop):
         for batch in preprocessed_batches(records, loaded, micro_batch):

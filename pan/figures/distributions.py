@@ -195,6 +195,12 @@ def neuron_maps(dump_dir: str | Path, neuron: SlotNeuron) -> NeuronMaps:
     return NeuronMaps(neuron, entry["index"], maps)
 
 
+def _write_neuron_chart(chart_of, title: str, dump_dir, model, slot, selection, html, png) -> None:
+    """Render ``chart_of(samples, title)`` for the neuron of ``slot`` of ``model``."""
+    found = neuron_maps(dump_dir, slot_neuron(slot, selection))
+    save_chart(chart_of(RegionSamples.from_maps(found.maps), found.title(model, title)), html, png)
+
+
 def write_activation_pdfs(
     dump_dir: str | Path,
     model: str,
@@ -204,11 +210,9 @@ def write_activation_pdfs(
     png: str | Path,
 ) -> None:
     """Render Fig. 3 for the neuron of ``slot`` of ``model``."""
-    found = neuron_maps(dump_dir, slot_neuron(slot, selection))
-    chart = activation_pdf_chart(
-        RegionSamples.from_maps(found.maps), found.title(model, "Border and centre PDFs")
+    _write_neuron_chart(
+        activation_pdf_chart, "Border and centre PDFs", dump_dir, model, slot, selection, html, png
     )
-    save_chart(chart, html, png)
 
 
 def write_truncated_centre(
@@ -220,8 +224,6 @@ def write_truncated_centre(
     png: str | Path,
 ) -> None:
     """Render Fig. 5 for the neuron of ``slot`` of ``model``."""
-    found = neuron_maps(dump_dir, slot_neuron(slot, selection))
-    chart = truncated_centre_chart(
-        RegionSamples.from_maps(found.maps), found.title(model, "Truncated centres")
+    _write_neuron_chart(
+        truncated_centre_chart, "Truncated centres", dump_dir, model, slot, selection, html, png
     )
-    save_chart(chart, html, png)
