@@ -14,9 +14,12 @@ with a handful of array operations instead of a per-neuron loop:
    high 32 bits are the neuron index and low 32 bits an order-preserving image of the value:
    one globally sorted array, so one ``np.searchsorted`` counts, for each border value of
    every neuron, the centre values of the same neuron below it.
-2. The empirical CDF difference only needs to be evaluated at the border values (where it is
-   largest) and just below them (where it is smallest); the counts are exact integers and the
-   CDFs are formed as ``count / n`` exactly as scipy does.
+2. scipy takes the largest and the smallest difference of the two empirical CDFs over the
+   pooled sample. The largest is reached at a border value, the smallest just below one (or
+   is 0), so both are found from the border values alone. With the border sorted, the
+   ``i``-th value (0-based) has at most ``i + 1`` border values ``<=`` it and at least ``i``
+   ``<`` it, with equality at the last and the first of a run of ties: exactly where each
+   extreme of the run lies. Counts are exact integers and CDFs are ``count / n``, as in scipy.
 3. Counts against the truncated centres follow from the full counts: the top ``k`` values hold
    ``max(count - (n_centre - k), 0)`` of the values below a point, the bottom ``k`` values
    ``min(count, k)``.
@@ -47,34 +50,21 @@ class SortedSamples:
         ordered.sort(axis=1)
         if self.size and np.isnan(ordered[:, -1]).any():  # NaNs sort last
             raise ValueError("samples contain NaN; KS statistics are undefined")
-        ordered += np.float32(0.0)  # -0.0 becomes +0.0: they tie, as in scipy
-        keys = np.empty((self.neurons, self.size), dtype=np.uint64)
-        halves = keys.view(np.uint32).reshape(self.neurons, self.size, 2)  # little-endian: low, high
-        halves[..., 0] = _order_keys(ordered)
-        halves[..., 1] = np.arange(self.neurons, dtype=np.uint32)[:, None]
+        keys = _order_keys(ordered).astype(np.uint64)
+        keys |= np.arange(self.neurons, dtype=np.uint64)[:, None] << np.uint64(32)
         self.keys = keys.ravel()
 
-    def runs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Runs of equal keys: their starts and ends, and the run of every key.
-
-        Runs never cross neurons (keys are neuron-tagged).
-        """
-        starts_run = np.empty(len(self.keys), dtype=bool)
-        starts_run[:1] = True
-        np.not_equal(self.keys[1:], self.keys[:-1], out=starts_run[1:])
-        run_starts = np.flatnonzero(starts_run)
-        run_ends = np.append(run_starts[1:], len(self.keys))
-        return run_starts, run_ends, np.cumsum(starts_run) - 1
-
-    def counts_below(self, keys: np.ndarray, neuron: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per key of ``neuron``, how many of that neuron's values are ``<=`` and ``<`` it."""
+    def counts_below(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per key of this sample's neurons, how many of that neuron's values are ``<=`` and
+        ``<`` it, as ``(neurons, keys per neuron)`` arrays."""
         below = np.searchsorted(self.keys, keys, side="left")
         at_most = below.copy()
         if len(self.keys):  # a second search only for keys that this sample holds too (ties)
             tied = np.flatnonzero(self.keys[np.minimum(below, len(self.keys) - 1)] == keys)
             at_most[tied] = np.searchsorted(self.keys, keys[tied], side="right")
-        offsets = neuron * self.size
-        return at_most - offsets, below - offsets
+        offsets = np.arange(self.neurons, dtype=np.int64)[:, None] * self.size
+        shape = (self.neurons, -1)
+        return at_most.reshape(shape) - offsets, below.reshape(shape) - offsets
 
 
 def _as_float32(values: np.ndarray) -> np.ndarray:
@@ -88,11 +78,13 @@ def _as_float32(values: np.ndarray) -> np.ndarray:
 
 
 def _order_keys(values: np.ndarray) -> np.ndarray:
-    """``uint32`` keys that order like the float32 ``values`` (no -0.0), ties kept as ties.
+    """``uint32`` keys that order like the float32 ``values``, ties kept as ties.
 
-    IEEE-754: flipping every bit of a negative and the sign bit of a positive orders as
-    unsigned. Works in place: ``values`` is consumed.
+    -0.0 becomes +0.0 first (they tie, as in scipy). IEEE-754: flipping every bit of a
+    negative and the sign bit of a positive orders as unsigned. Works in place: ``values``
+    is consumed.
     """
+    values += np.float32(0.0)
     bits = values.view(np.uint32)
     flip = bits >> np.uint32(31)  # 1 for negatives
     np.negative(flip, out=flip)  # 0xFFFFFFFF for negatives, 0 otherwise
@@ -122,45 +114,32 @@ def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSam
     centre = centre if isinstance(centre, SortedSamples) else SortedSamples(centre)
     if border.neurons != centre.neurons:
         raise ValueError(f"{border.neurons} border neurons against {centre.neurons} centre ones")
-    n1, n2, shape = border.size, centre.size, (border.neurons, border.size)
+    n1, n2 = border.size, centre.size
     if n2 == 0:
         nan = np.full(border.neurons, np.nan)
         return BorderKS(nan, nan.copy(), nan.copy(), n1, n2)
 
-    neuron = np.repeat(np.arange(border.neurons, dtype=np.int64), n1)  # of each border key
-    run_starts, run_ends, run = border.runs()  # tied border values are counted once
-    offsets = neuron * n1
-    border_le, border_lt = (
-        (run_ends[run] - offsets).reshape(shape),
-        (run_starts[run] - offsets).reshape(shape),
-    )
-    le, lt = centre.counts_below(border.keys[run_starts], neuron[run_starts])
-    centre_le, centre_lt = le[run].reshape(shape), lt[run].reshape(shape)
-
-    # Empirical CDFs formed exactly as scipy does (count / n), at and just below each border value.
-    x_at, x_below = border_le / n1, border_lt / n1
+    # Border CDF at (up to ties, see step 2) and just below each sorted border value.
+    x_at, x_below = np.arange(1, n1 + 1) / n1, np.arange(n1) / n1
+    centre_le, centre_lt = centre.counts_below(border.keys)
     k = min(n1, n2)  # the truncated centre cannot be larger than the centre
     cut = n2 - k  # values of the centre below its top k
-    ks = _statistic(x_at, x_below, centre_le / n2, centre_lt / n2, "two-sided")
-    top_le, top_lt = np.maximum(centre_le - cut, 0), np.maximum(centre_lt - cut, 0)
-    ks_plus = _statistic(x_at, x_below, top_le / k, top_lt / k, "less")
-    ks_minus = _statistic(
-        x_at, x_below, np.minimum(centre_le, k) / k, np.minimum(centre_lt, k) / k, "greater"
-    )
+
+    largest = _largest(x_at, centre_le / n2)
+    smallest = _smallest(x_below, centre_lt / n2)
+    ks = np.maximum(largest, smallest)  # two-sided
+    np.subtract(centre_lt, cut, out=centre_lt)
+    ks_plus = _smallest(x_below, np.maximum(centre_lt, 0, out=centre_lt) / k)  # "less"
+    ks_minus = _largest(x_at, np.minimum(centre_le, k, out=centre_le) / k)  # "greater"
     return BorderKS(ks, ks_plus, ks_minus, n1, n2)
 
 
-def _statistic(x_at, x_below, y_at, y_below, alternative: str) -> np.ndarray:
-    """scipy's ``ks_2samp`` statistic from both CDFs at and just below each border value.
+def _largest(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """scipy's ``max(cdf1 - cdf2)`` per row, from both CDFs at the border values."""
+    return np.subtract(x, y, out=y).max(axis=1)
 
-    The CDF difference is largest at a border value and smallest either there or just below
-    one, so these points hold both extremes of scipy's difference over the pooled sample.
-    """
-    at = x_at - y_at
-    max_s = at.max(axis=1)
-    if alternative == "greater":
-        return max_s
-    min_s = np.clip(-np.minimum(at.min(axis=1), (x_below - y_below).min(axis=1)), 0, 1)
-    if alternative == "less":
-        return min_s
-    return np.maximum(min_s, max_s)
+
+def _smallest(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """scipy's ``clip(-min(cdf1 - cdf2), 0, 1)`` per row, from both CDFs just below the border
+    values (the difference at the top of the pooled sample is 0)."""
+    return np.clip(-np.subtract(x, y, out=y).min(axis=1), 0, 1)

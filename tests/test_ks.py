@@ -128,3 +128,18 @@ def test_scoring_a_layer_sorts_copies_never_the_maps(images):
     table = score_maps(maps, "layer", 0)
     np.testing.assert_array_equal(maps, before)
     assert table.num_rows == 3 * 4 and table.column("border").to_pylist()[:4] == ["T", "B", "L", "R"]
+
+
+def test_layer_scored_in_cache_sized_chunks_matches_scipy(monkeypatch):
+    import pan.scoring
+
+    rng = np.random.default_rng(4)
+    maps = np.round(rng.normal(size=(3, 7, 6, 5)), 1).astype(np.float32)  # ties within and across regions
+    monkeypatch.setattr(pan.scoring, "CHUNK_VALUES", 2 * 3 * 4 * 3)  # two neurons per chunk, one left over
+    table = pan.scoring.score_maps(maps, "layer", 0)
+    centre = centre_samples(maps)
+    for row in table.to_pylist():
+        border = border_samples(maps)[row["border"]][row["neuron"]]
+        expected = scipy_reference(border, centre[row["neuron"]])
+        got = (row["ks"], row["ks_plus"], row["ks_minus"])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE, err_msg=str(row))
