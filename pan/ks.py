@@ -54,9 +54,10 @@ class SortedSamples:
         keys |= np.arange(self.neurons, dtype=np.uint64)[:, None] << np.uint64(32)
         self.keys = keys.ravel()
 
-    def counts_below(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per key of this sample's neurons, how many of that neuron's values are ``<=`` and
-        ``<`` it, as ``(neurons, keys per neuron)`` arrays."""
+    def counts_below(self, other: SortedSamples) -> tuple[np.ndarray, np.ndarray]:
+        """For every value of ``other`` (same neurons), how many values of its neuron here are
+        ``<=`` and ``<`` it: two ``(neurons, other.size)`` arrays in ``other``'s order."""
+        keys = other.keys
         below = np.searchsorted(self.keys, keys, side="left")
         at_most = below.copy()
         if len(self.keys):  # a second search only for keys that this sample holds too (ties)
@@ -121,7 +122,7 @@ def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSam
 
     # Border CDF at (up to ties, see step 2) and just below each sorted border value.
     x_at, x_below = np.arange(1, n1 + 1) / n1, np.arange(n1) / n1
-    centre_le, centre_lt = centre.counts_below(border.keys)
+    centre_le, centre_lt = centre.counts_below(border)
     k = min(n1, n2)  # the truncated centre cannot be larger than the centre
     cut = n2 - k  # values of the centre below its top k
 
