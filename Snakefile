@@ -17,7 +17,7 @@ include: "workflow/rules/activations.smk"
 include: "workflow/rules/ks.smk"
 include: "workflow/rules/pans.smk"
 include: "workflow/rules/tables.smk"
-include: "workflow/rules/bias.smk"
+include: "workflow/rules/padding_bias.smk"
 include: "workflow/rules/figures.smk"
 
 

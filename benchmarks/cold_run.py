@@ -11,11 +11,11 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from pan.workflow import run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,22 +30,8 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="pan-cold-run-"))
     shutil.copy(REPO / "config.yaml", workdir / "config.yaml")
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        str(args.cores),
-        args.target,
-        "--quiet",
-        "all",
-    ]
     start = time.perf_counter()
-    subprocess.run(command, check=True)
+    run_workflow(workdir, args.target, "--quiet", "all", cores=args.cores)
     wall = time.perf_counter() - start
 
     peaks = []

@@ -25,9 +25,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from pan.activations import preprocessed_batches
 from pan.evaluation import evaluate_variants
 from pan.images import ImageSpec, image_records
+from pan.inference import preprocessed_batches
 from pan.models import ModelSpec, load_model
 from pan.variants import VARIANTS, build_variants
 
@@ -58,7 +58,7 @@ def main() -> int:
     loaded = load_model(spec)
     records = image_records(images)
     start = time.perf_counter()
-    batches = list(preprocessed_batches(records, loaded, args.batch))
+    batches = list(preprocessed_batches(records, loaded.transform, args.batch))
     decode_rate = len(records) / (time.perf_counter() - start)
     models = {"bare": loaded.model, **build_variants(loaded.model, labels, seed=0)}
 
@@ -81,7 +81,7 @@ def main() -> int:
         outputs = {v: Path(tmp) / f"{v}.parquet" for v in VARIANTS}
         start = time.perf_counter()
         evaluate_variants(
-            spec, images, pans, outputs, batch_size=args.batch, device="cpu", progress=io.StringIO()
+            spec, images, pans, outputs, micro_batch=args.batch, device="cpu", progress=io.StringIO()
         )
         end_to_end = len(records) / (time.perf_counter() - start)
 

@@ -47,7 +47,7 @@ def ensure_dump(dump_dir: Path) -> None:
     from pan.models import ModelSpec
 
     spec = ModelSpec.from_config("efficientnet_lite0", {"source": "efficientnet_lite", "variant": "lite0"})
-    dump_activations(spec, ImageSpec(source="builtin", batch_size=64, seed=0), dump_dir)
+    dump_activations(spec, ImageSpec(source="builtin", count=64, seed=0), dump_dir)
 
 
 def main() -> None:

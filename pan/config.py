@@ -1,22 +1,33 @@
-"""Semantic checks of the workflow config, beyond its JSON schema, before any job runs.
+"""The workflow's typed settings: the one route from ``config.yaml`` to every rule.
 
-The schema (``workflow/schemas/config.schema.yaml``) checks shapes and ranges; here we check
-what needs the file system: builder files, state dicts, image folders that exist and hold
-images. Relative paths resolve against the working directory Snakemake runs in.
+:func:`load_settings` turns a config mapping into :class:`Settings` in three steps, each failing
+before any job with a message that says what to fix:
+
+1. unknown keys, at every level, are refused with the closest known key (a typo such as
+   ``thetaa`` would otherwise run silently with the default);
+2. the JSON schema (``workflow/schemas/config.schema.yaml``) checks types and ranges;
+3. the semantic checks here need the file system: builder files, state dicts, image folders.
+
+Every default is stated once, as a default of the dataclasses below (or the constant of the
+module that owns the concept); the schema and ``config.yaml`` state none. Rules draw their
+``params`` from :class:`Settings`, so a changed setting reruns exactly the jobs that read it.
+Relative paths resolve against the working directory Snakemake runs in.
 """
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from .classes import check_eval_labels
 from .images import ImageSpec, image_records
-from .labelling import check_theta
+from .inference import DEFAULT_MICRO_BATCH
+from .labelling import DEFAULT_THETA, check_theta
 from .models import ModelSpec
+from .odds import DEFAULT_ODDS_THRESHOLD
 
 
 class ConfigError(ValueError):
@@ -24,34 +35,151 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class ConfiguredNeuron:
+    """A neuron named in the config under ``figures: neurons:``, drawn whatever theta."""
+
+    model: str
+    layer: str
+    neuron: int
+
+    @property
+    def slot(self) -> str:
+        return f"{self.layer}_n{self.neuron}"
+
+
+@dataclass(frozen=True)
+class FigureSettings:
+    """The ``figures:`` section: which neurons get per-neuron figures."""
+
+    neurons: tuple[ConfiguredNeuron, ...] = ()
+    top_pans: int = 3
+    """Strongest PANs per model that get figures."""
+    top_edge_detectors: int = 2
+    """Strongest non-PAN edge detectors per model that get figures."""
+    heatmap_images: tuple[int, int] = (0, 1)
+    """Positions in the §3 batch of the two images whose maps PAN cards show."""
+
+    @classmethod
+    def from_config(cls, entry: Mapping[str, Any]) -> FigureSettings:
+        entry = dict(entry)
+        if "neurons" in entry:
+            entry["neurons"] = tuple(ConfiguredNeuron(**n) for n in entry["neurons"])
+        if "heatmap_images" in entry:
+            entry["heatmap_images"] = tuple(entry["heatmap_images"])
+        return cls(**entry)
+
+    def ranked_slots(self) -> list[str]:
+        """``pan1..panK`` then ``edge1..edgeM``: the same for every model."""
+        return [f"pan{i}" for i in range(1, self.top_pans + 1)] + [
+            f"edge{i}" for i in range(1, self.top_edge_detectors + 1)
+        ]
+
+    def slots(self, model: str) -> list[str]:
+        """Every neuron slot of ``model``: ranked ones, then those named in the config."""
+        configured = [n.slot for n in self.neurons if n.model == model]
+        return self.ranked_slots() + list(dict.fromkeys(configured))
+
+
+@dataclass(frozen=True)
 class Settings:
-    """The validated config."""
+    """The validated config (README, "Configuration", documents each key)."""
 
     models: dict[str, ModelSpec]
-    images: ImageSpec
-    theta: float
-    eval_images: ImageSpec | None = None
-    """Section 4's evaluation images (``eval_images``), when configured."""
+    images: ImageSpec = ImageSpec()
+    """The §3 batch."""
+    eval_images: ImageSpec = ImageSpec(count=256, seed=1)
+    """The §4 evaluation images (odds, Table 3, sample influence)."""
+    theta: float = DEFAULT_THETA
+    device: str = "auto"
+    gpus: int = 0
+    """GPUs each forward-pass job asks a cluster scheduler for."""
+    micro_batch: int = DEFAULT_MICRO_BATCH
+    rand_seed: int = 0
+    """Seed of RAND-reflect's random control channels."""
+    odds_threshold: float = DEFAULT_ODDS_THRESHOLD
+    figures: FigureSettings = field(default_factory=FigureSettings)
 
-    @staticmethod
-    def layer_names(dump_dir: str | Path) -> list[str]:
-        """Names of the layers in an activation dump, in depth order."""
-        from .dumps import read_manifest
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Settings:
+        """Typed settings from a schema-valid config with known keys (see :func:`load_settings`)."""
+        entry = dict(config)
+        entry["models"] = {name: ModelSpec.from_config(name, spec) for name, spec in config["models"].items()}
+        for key in ("images", "eval_images"):
+            if key in entry:
+                entry[key] = ImageSpec(**entry[key])
+        if "figures" in entry:
+            entry["figures"] = FigureSettings.from_config(entry["figures"])
+        settings = cls(**entry)
+        check_theta(settings.theta)
+        unknown = sorted({n.model for n in settings.figures.neurons} - set(settings.models))
+        if unknown:
+            raise ValueError(
+                f"figures.neurons: models {unknown} are not under models: ({list(settings.models)})"
+            )
+        return settings
 
-        return [layer["name"] for layer in read_manifest(dump_dir)["layers"]]
+
+RENAMED_KEYS = {
+    "images.batch_size": "images.count",
+    "eval_images.batch_size": "eval_images.count",
+}
+"""Keys of earlier versions, and what replaced them."""
+
+_SECTIONS: dict[str, type] = {
+    "": Settings,
+    "models.*": ModelSpec,
+    "images": ImageSpec,
+    "eval_images": ImageSpec,
+    "figures": FigureSettings,
+    "figures.neurons.*": ConfiguredNeuron,
+}
+"""Where in the config each dataclass's fields are the known keys."""
 
 
-def checked_config(config: Mapping[str, Any]) -> Settings:
-    """Build :class:`Settings` from a schema-valid config, or raise an error that says what to fix."""
+def _known_keys(section: type) -> list[str]:
+    return [f.name for f in fields(section) if f.name != "name" or section is not ModelSpec]
+
+
+def reject_unknown_keys(config: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` for a key no setting reads, naming it and the closest known one."""
+
+    def check(entry: Any, where: str, section: str) -> None:
+        if not isinstance(entry, Mapping):
+            return
+        known = _known_keys(_SECTIONS[section])
+        for key in entry:
+            path = f"{where}.{key}" if where else str(key)
+            renamed = RENAMED_KEYS.get(f"{section}.{key}" if section else str(key))
+            if renamed:
+                raise ConfigError(
+                    f"invalid config: {path} was renamed {renamed} (how many images are drawn; "
+                    f"micro_batch is the number of images per forward pass)"
+                )
+            if key not in known:
+                close = difflib.get_close_matches(str(key), known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else f"; known keys here: {', '.join(known)}"
+                raise ConfigError(f"invalid config: unknown key {path!r}{hint}")
+
+    check(config, "", "")
+    for name, spec in (config.get("models") or {}).items():
+        check(spec, f"models.{name}", "models.*")
+    for key in ("images", "eval_images", "figures"):
+        check(config.get(key), key, key)
+    figures = config.get("figures")
+    for i, neuron in enumerate(figures.get("neurons") or [] if isinstance(figures, Mapping) else []):
+        check(neuron, f"figures.neurons[{i}]", "figures.neurons.*")
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """:class:`Settings` from a config with known keys that passed the JSON schema, after the
+    semantic checks; raises :class:`ConfigError` that says what to fix."""
+    reject_unknown_keys(config)
     try:
-        models = {name: ModelSpec.from_config(name, entry) for name, entry in config["models"].items()}
-        images = ImageSpec.from_config(config["images"])
-        image_records(images)  # missing or empty folders fail here, before any job
-        theta = check_theta(config["theta"])
-        eval_images = ImageSpec.from_config(config["eval_images"]) if config.get("eval_images") else None
+        settings = Settings.from_config(config)
+        image_records(settings.images)  # missing or empty folders fail here, before any job
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(f"invalid config: {error}") from error
-    return Settings(models, images, theta, eval_images)
+    return settings
 
 
 @lru_cache

@@ -15,9 +15,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from .activations import pick_device, preprocessed_batches
 from .classes import check_eval_labels, class_indices
 from .images import ImageSpec, image_records
+from .inference import DEFAULT_MICRO_BATCH, pick_device, preprocessed_batches
 from .logits import LogitWriter
 from .logs import image_progress
 from .models import ModelSpec, load_model
@@ -30,7 +30,7 @@ def evaluate_variants(
     pan_labels: str | Path,
     outputs: Mapping[str, str | Path],
     rand_seed: int = 0,
-    batch_size: int = 16,
+    micro_batch: int = DEFAULT_MICRO_BATCH,
     device: str = "auto",
     progress: TextIO | None = None,
 ) -> int:
@@ -56,7 +56,7 @@ def evaluate_variants(
     with ExitStack() as stack, torch.inference_mode():
         writers: dict[str, LogitWriter] = {}
         first = 0
-        for batch in preprocessed_batches(records, loaded, batch_size):
+        for batch in preprocessed_batches(records, loaded.transform, micro_batch):
             batch = batch.to(target)
             logits = {name: variant(batch).float().cpu().numpy() for name, variant in variants.items()}
             if truth is None:  # the number of classes is known from the first batch

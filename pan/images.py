@@ -6,11 +6,10 @@ its label when the layout gives one, and how to load itself as an RGB PIL image.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -34,6 +33,8 @@ BUILTIN_PHOTOS = (
     "rocket",
 )
 """The natural photographs that ship inside scikit-image (no download needed)."""
+BUILTIN_ALL = 256
+"""Crops that ``count: null`` means for the builtin source, which has no end."""
 
 
 class ImageSourceError(ValueError):
@@ -50,15 +51,9 @@ class ImageSpec:
 
     source: str = "builtin"
     path: str | None = None
-    batch_size: int | None = 64
+    count: int | None = 64
+    """How many images are drawn (``None``: every image of the source)."""
     seed: int = 0
-
-    @classmethod
-    def from_config(cls, entry: Mapping[str, Any]) -> ImageSpec:
-        unknown = set(entry) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ImageSourceError(f"images: unknown keys {sorted(unknown)}")
-        return cls(**entry)
 
 
 @dataclass(frozen=True)
@@ -74,22 +69,22 @@ class ImageRecord:
 
 
 def image_records(spec: ImageSpec) -> list[ImageRecord]:
-    """The images of ``spec``: ``batch_size`` of them drawn with ``seed`` (all if ``None``).
+    """The images of ``spec``: ``count`` of them drawn with ``seed`` (all if ``None``).
 
     Raises :class:`ImageSourceError` for a missing or empty folder and for bad sizes.
     """
     if spec.source not in SOURCES:
         raise ImageSourceError(f"images: unknown source {spec.source!r}; use one of {SOURCES}")
-    if spec.batch_size is not None and spec.batch_size < 1:
-        raise ImageSourceError(f"images: batch_size must be positive, got {spec.batch_size}")
+    if spec.count is not None and spec.count < 1:
+        raise ImageSourceError(f"images: count must be positive, got {spec.count}")
     if spec.source == "builtin":
-        return _builtin(spec.batch_size or 256, spec.seed)
+        return _builtin(spec.count or BUILTIN_ALL, spec.seed)
     root = _dataset_root(spec)
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise ImageSourceError(f"images: no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}")
-    if spec.batch_size is not None and spec.batch_size < len(files):
-        chosen = np.random.default_rng(spec.seed).choice(len(files), spec.batch_size, replace=False)
+    if spec.count is not None and spec.count < len(files):
+        chosen = np.random.default_rng(spec.seed).choice(len(files), spec.count, replace=False)
         files = [files[i] for i in sorted(chosen)]
     return [_file_record(root, path) for path in files]
 

@@ -110,6 +110,17 @@ def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSam
 
     Pass a :class:`SortedSamples` centre to reuse one sort for the four borders of a layer.
     With an empty centre (feature maps below 3x3) every statistic is NaN.
+
+    Example::
+
+        >>> import numpy as np
+        >>> from pan import border_ks
+        >>> from pan.borders import border_samples, centre_samples
+        >>> maps = np.random.default_rng(0).normal(size=(8, 4, 12, 12)).astype(np.float32)
+        >>> maps[:, 0, 0, :] += 10  # neuron 0 fires on its top row: a T PAN
+        >>> stats = border_ks(border_samples(maps)["T"], centre_samples(maps))
+        >>> float(stats.ks[0]), float(stats.ks_plus[0])
+        (1.0, 1.0)
     """
     border = border if isinstance(border, SortedSamples) else SortedSamples(border)
     centre = centre if isinstance(centre, SortedSamples) else SortedSamples(centre)

@@ -258,6 +258,14 @@ def with_reflect_padding(
 
     Raises:
         KeyError: for a name in ``channels`` that is not an analysed layer of ``model``.
+
+    Example::
+
+        >>> import pan, torch, torchvision
+        >>> net = torchvision.models.resnet18().eval()
+        >>> reflect = pan.with_reflect_padding(net)  # every analysed conv pads with reflect
+        >>> pan_reflect = pan.with_reflect_padding(net, {"conv1": [3, 17], "layer1.0.conv1": [5]})
+        >>> logits = pan_reflect(torch.rand(1, 3, 224, 224))
     """
     layers = {layer.name: layer for layer in analysed_layers(model)}
     if channels is None:

@@ -1,10 +1,16 @@
-"""Per-layer KS scoring: every neuron x border of one activation dump (no threshold here)."""
+"""Per-layer KS scoring: every neuron x border of one activation dump (no threshold here).
+
+``results/ks/{model}/{layer}.parquet`` has the columns of :data:`KS_SCHEMA`, one row per
+neuron and border; :func:`read_ks_tables` reads a model's layers back as one table.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -60,6 +66,11 @@ def score_maps(maps: np.ndarray, layer: str, layer_index: int) -> pa.Table:
     return pa.table(
         {name: pa.array(arrays[name][order], type=KS_SCHEMA.field(name).type) for name in KS_SCHEMA.names}
     )
+
+
+def read_ks_tables(ks_files: Sequence[str | Path]) -> pl.DataFrame:
+    """The KS tables of one model's layers, concatenated in the given order."""
+    return pl.concat([pl.read_parquet(f) for f in ks_files])
 
 
 def score_layer(dump: str | Path, out: str | Path) -> pa.Table:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 import yaml
 from PIL import Image
+
+from pan.logits import Logits
+from pan.scoring import score_maps
+from pan.workflow import run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -45,7 +47,7 @@ def tiny_config(**overrides) -> dict:
                 "categories": ["a", "b"],
             }
         },
-        "images": {"source": "folder", "path": "images", "batch_size": 16, "seed": 0},
+        "images": {"source": "folder", "path": "images", "count": 16, "seed": 0},
         "theta": 0.5,
         "device": "cpu",
         "micro_batch": 8,
@@ -63,28 +65,42 @@ def tiny_workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real workflow in ``workdir``; output captured, raised on failure when ``check``."""
-    command = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--snakefile",
-        str(REPO / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--cores",
-        "2",
-        *args,
-    ]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
+def runs_from(
+    logits: dict[str, list[list[float]]], truth=None, categories=("x", "y", "z")
+) -> dict[str, Logits]:
+    n = len(next(iter(logits.values())))
+    ids = [f"img{i}" for i in range(n)]
+    return {
+        v: Logits(
+            "m",
+            v,
+            ids,
+            None if truth is None else np.array(truth),
+            np.array(x, dtype=np.float32),
+            list(categories) if categories else None,
+        )
+        for v, x in logits.items()
+    }
 
 
-def scheduled_jobs(dry_run_output: str) -> dict[str, int]:
-    """Job counts from the 'Job stats' table of a dry run."""
-    stats = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """One full run to results/tables/table2.csv, shared by the read-only tests below."""
+    workdir = tmp_path_factory.mktemp("tiny_run")
+    shutil.copy(Path(__file__).parent / "tiny_net.py", workdir / "tiny_net.py")
+    write_images(workdir / "images", 20)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    run_workflow(workdir, "results/tables/table1.csv", "results/tables/table2.csv")
+    return workdir
+
+
+def ks_table(seed: int = 0) -> pl.DataFrame:
+    """KS tables of three small layers scored by the pipeline's own code."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for index, (neurons, size) in enumerate([(6, 10), (8, 8), (10, 6)]):
+        maps = rng.normal(size=(5, neurons, size, size)).astype(np.float32)
+        maps[:, 0, 0, :] += 6  # a top PAN per layer
+        maps[:, 1, :, -1] += rng.normal(0, 3, size=(5, size)).astype(np.float32)  # a wide right border
+        frames.append(pl.from_arrow(score_maps(maps, f"block{index}.conv", index)))
+    return pl.concat(frames)

@@ -10,33 +10,19 @@ import altair as alt
 import numpy as np
 import polars as pl
 import pytest
-import torch
 import yaml
-from conftest import TESTS, run_snakemake, scheduled_jobs, tiny_config, write_images
+from conftest import TESTS, ks_table, tiny_config, write_images
 from PIL import Image
-from scipy.stats import ks_2samp
 
-from pan.figures.cards import card_chart, reflect_maps
-from pan.figures.distributions import RegionSamples, activation_pdf_chart, truncated_centre_chart
-from pan.figures.ks_plots import (
-    SWEEP_THETAS,
-    depth_chart,
-    ks_distribution_chart,
-    theta_sweep,
-    theta_sweep_chart,
-)
-from pan.figures.odds import (
-    ODDS_COLUMNS,
-    log_odds_histogram_chart,
-    ordered_log_odds_chart,
-    read_odds,
-)
+from pan.figures.cards import card_chart
+from pan.figures.distributions import activation_pdf_chart, truncated_centre_chart
+from pan.figures.ks_plots import depth_chart, ks_distribution_chart, theta_sweep_chart
+from pan.figures.odds import log_odds_histogram_chart, ordered_log_odds_chart
 from pan.figures.render import save_chart
-from pan.figures.selection import FigureSettings, select_neurons, slot_neuron, write_selection
-from pan.images import ImageSpec, image_records
 from pan.labelling import label_pans
-from pan.models import ModelSpec, load_model
-from pan.scoring import score_maps
+from pan.neurons import RegionSamples
+from pan.odds import ODDS_SCHEMA, read_odds
+from pan.workflow import run_workflow, scheduled_jobs
 
 
 def assert_renders(chart: alt.TopLevelMixin, tmp_path: Path, name: str) -> Image.Image:
@@ -59,29 +45,6 @@ def planted_maps(images: int = 6, size: int = 12, seed: int = 0) -> np.ndarray:
     maps = np.random.default_rng(seed).normal(size=(images, size, size)).astype(np.float32)
     maps[:, 0, :] += 8
     return maps
-
-
-def ks_table(seed: int = 0) -> pl.DataFrame:
-    """KS tables of three small layers scored by the pipeline's own code."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for index, (neurons, size) in enumerate([(6, 10), (8, 8), (10, 6)]):
-        maps = rng.normal(size=(5, neurons, size, size)).astype(np.float32)
-        maps[:, 0, 0, :] += 6  # a top PAN per layer
-        maps[:, 1, :, -1] += rng.normal(0, 3, size=(5, size)).astype(np.float32)  # a wide right border
-        frames.append(pl.from_arrow(score_maps(maps, f"block{index}.conv", index)))
-    return pl.concat(frames)
-
-
-def test_region_statistics_are_scipy_ks():
-    maps = planted_maps()
-    regions = RegionSamples.from_maps(maps)
-    centre = maps[:, 1:-1, 1:-1].ravel()
-    for border, values in regions.borders.items():
-        assert regions.stats[border].ks == pytest.approx(ks_2samp(values, centre).statistic, abs=1e-12)
-    top_k = regions.truncated("T")["centre+ (top k)"]
-    assert len(top_k) == len(regions.borders["T"]) and top_k.min() >= np.median(centre)
-    assert regions.stats["T"].ks == 1.0 and regions.stats["T"].ks_plus == 1.0
 
 
 def test_activation_pdfs_show_ks_in_the_legend(tmp_path):
@@ -116,15 +79,8 @@ def test_ks_distributions_take_the_first_and_last_layers(tmp_path):
     assert_renders(chart, tmp_path, "ks")
 
 
-def test_theta_sweep_counts_shrink_with_theta_and_match_the_labels(tmp_path):
-    ks = ks_table()
-    sweep = theta_sweep(ks)
-    for kind in ("PANs", "edge detectors"):
-        counts = sweep.filter(pl.col("kind") == kind).sort("theta")["neurons"].to_list()
-        assert counts == sorted(counts, reverse=True) and len(counts) == len(SWEEP_THETAS)
-    at_half = sweep.filter(pl.col("theta") == 0.5)
-    assert at_half.filter(pl.col("kind") == "PANs")["neurons"][0] == label_pans(ks, 0.5)["is_pan"].sum()
-    assert_renders(theta_sweep_chart(ks, "toy"), tmp_path, "sweep")
+def test_theta_sweep_chart_renders(tmp_path):
+    assert_renders(theta_sweep_chart(ks_table(), "toy"), tmp_path, "sweep")
 
 
 def test_depth_chart_renders(tmp_path):
@@ -147,7 +103,7 @@ def made_up_odds(classes: int = 120, seed: int = 0) -> pl.DataFrame:
 def test_odds_charts_render_from_the_odds_schema(tmp_path):
     made_up_odds().write_csv(tmp_path / "odds.csv")
     odds = read_odds(tmp_path / "odds.csv")
-    assert odds.columns == ODDS_COLUMNS
+    assert odds.columns == list(ODDS_SCHEMA)
     image = assert_renders(ordered_log_odds_chart(odds, "toy"), tmp_path, "fig9")
     assert image.width > 900  # 620 chart units at scale 1.5
     assert_renders(log_odds_histogram_chart(odds, "toy"), tmp_path, "fig10")
@@ -164,94 +120,6 @@ def test_an_empty_chart_is_never_saved(tmp_path):
     with pytest.raises(ValueError, match="empty chart"):
         save_chart(empty, tmp_path / "e.html", tmp_path / "e.png")
     assert not (tmp_path / "e.png").exists()
-
-
-def hand_ks(rows: dict[int, tuple[float, float, float]]) -> pl.DataFrame:
-    """KS rows of layer 'conv': ``neuron -> (KS, KS+, KS-)`` on the top border, zeros elsewhere."""
-    records = []
-    for neuron, (ks, plus, minus) in rows.items():
-        for border in "TBLR":
-            stats = (ks, plus, minus) if border == "T" else (0.0, 0.0, 0.0)
-            records.append(
-                dict(
-                    zip(("ks", "ks_plus", "ks_minus"), stats, strict=True),
-                    layer="conv",
-                    layer_index=0,
-                    neuron=neuron,
-                    border=border,
-                )
-            )
-    return pl.DataFrame(records).with_columns(pl.col("layer_index", "neuron").cast(pl.Int32))
-
-
-SELECTION_KS = {
-    0: (0.9, 0.8, 0.0),  # PAN, strength 0.8
-    1: (0.95, 0.0, 0.6),  # PAN, strength 0.6
-    2: (0.99, 0.1, 0.0),  # edge detector, no PAN
-    3: (0.2, 0.1, 0.0),  # regular neuron
-}
-
-
-def test_selection_ranks_pans_by_strength_and_edge_detectors_by_ks(tmp_path):
-    ks = hand_ks(SELECTION_KS)
-    labels = label_pans(ks, 0.5)
-    selection = select_neurons(labels, ks, top_pans=2, top_edge_detectors=1)
-    assert dict(zip(selection["slot"], selection["neuron"], strict=True)) == {
-        "pan1": 0,
-        "pan2": 1,
-        "edge1": 2,
-    }
-    labels.write_parquet(tmp_path / "labels.parquet")
-    ks.write_parquet(tmp_path / "ks.parquet")
-    write_selection(tmp_path / "labels.parquet", [tmp_path / "ks.parquet"], tmp_path / "n.csv", 2, 1)
-    assert slot_neuron("pan1", tmp_path / "n.csv").description == "strongest PAN #1 (type T, θ = 0.5)"
-    assert "non-PAN edge detector #1" in slot_neuron("edge1", tmp_path / "n.csv").description
-
-
-def test_selection_says_when_a_slot_holds_no_pan(tmp_path):
-    ks = hand_ks(SELECTION_KS)
-    selection = select_neurons(label_pans(ks, 0.5), ks, top_pans=3, top_edge_detectors=1)
-    assert selection["neuron"].to_list() == [0, 1, 2, 3]  # slot 3 gets the closest neuron
-    selection.write_csv(tmp_path / "n.csv")
-    assert "none at θ = 0.5" in slot_neuron("pan3", tmp_path / "n.csv").description
-    assert "no non-PAN edge detector left" in slot_neuron("edge1", tmp_path / "n.csv").description
-    with pytest.raises(ValueError, match="neurons"):
-        select_neurons(label_pans(ks, 0.5), ks, top_pans=4, top_edge_detectors=1)
-
-
-def test_configured_slots_name_their_neuron():
-    settings = FigureSettings.from_config(
-        {
-            "neurons": [{"model": "m", "layer": "features.3.conv", "neuron": 7}],
-            "top_pans": 1,
-            "top_edge_detectors": 0,
-        },
-        ["m", "other"],
-    )
-    assert settings.slots("m") == ["pan1", "features.3.conv_n7"] and settings.slots("other") == ["pan1"]
-    neuron = slot_neuron("features.3.conv_n7")
-    assert (neuron.layer, neuron.neuron) == ("features.3.conv", 7)
-    with pytest.raises(ValueError, match="not under models"):
-        FigureSettings.from_config({"neurons": [{"model": "x", "layer": "c", "neuron": 0}]}, ["m"])
-
-
-def test_reflect_maps_change_the_border_only(tmp_path):
-    """The reflect model's conv1 equals the zero-padded one away from the border, not on it."""
-    write_images(tmp_path / "images", 4)
-    spec = ModelSpec.from_config(
-        "tiny", {**tiny_config()["models"]["tiny"], "builder": f"{TESTS}/tiny_net.py:build"}
-    )
-    loaded = load_model(spec)
-    records = image_records(ImageSpec(source="folder", path=str(tmp_path / "images"), batch_size=None))
-    reflected = reflect_maps(
-        loaded, records, "conv1", 0, micro_batch=3, device="cpu", progress=open("/dev/null", "w")
-    )
-    batch = torch.stack([loaded.transform(r.load()) for r in records])
-    with torch.inference_mode():
-        zero = loaded.model.conv1(batch)[:, 0].numpy()
-    assert reflected.shape == zero.shape == (4, 32, 32)
-    np.testing.assert_allclose(reflected[:, 1:, :], zero[:, 1:, :], rtol=1e-6)  # neuron 0 taps upwards
-    assert np.abs(reflected[:, 0, :] - zero[:, 0, :]).min() > 0.5  # the top PAN no longer sees zeros
 
 
 FIGURE_CONFIG = {
@@ -275,7 +143,7 @@ def test_workflow_draws_every_figure_and_theta_rerenders_only_labelled_ones(tmp_
     write_images(tmp_path / "images", 20)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config(figures=FIGURE_CONFIG)))
     targets = THETA_FREE + LABELLED + NEURON_PNGS
-    run_snakemake(tmp_path, *targets)
+    run_workflow(tmp_path, *targets)
     for target in targets:
         with Image.open(tmp_path / target) as image:
             assert image.width > 400
@@ -284,7 +152,7 @@ def test_workflow_draws_every_figure_and_theta_rerenders_only_labelled_ones(tmp_
     assert selection["slot"].to_list() == ["pan1", "pan2", "edge1"]
     assert selection.row(2, named=True)["neuron"] == 9  # the planted regular edge detector
 
-    rerun = run_snakemake(tmp_path, "-n", *targets, "--config", "theta=0.4")
+    rerun = run_workflow(tmp_path, "-n", *targets, "--config", "theta=0.4")
     assert scheduled_jobs(rerun.stdout + rerun.stderr) == {
         "label_pans": 1,
         "figure_neurons": 1,
@@ -294,6 +162,6 @@ def test_workflow_draws_every_figure_and_theta_rerenders_only_labelled_ones(tmp_
         "pan_card": 3,  # pan1, pan2, edge1; not conv1_n9
     }
 
-    run_snakemake(tmp_path, "--report", "report.html", *targets)
+    run_workflow(tmp_path, "--report", "report.html", *targets)
     report = (tmp_path / "report.html").read_text()
     assert "Fig. 3: border and centre PDFs" in report and "PAN cards" in report

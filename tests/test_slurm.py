@@ -29,7 +29,8 @@ from cluster.slurm import (
     submitted_job_ids,
 )
 from conftest import REPO, TESTS, tiny_config, write_images
-from conftest import run_snakemake as run_locally
+
+from pan.workflow import run_workflow as run_locally
 
 pytestmark = pytest.mark.slurm
 

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 import yaml
-from conftest import run_snakemake, scheduled_jobs, tiny_config, write_images
+from conftest import tiny_config
 from tiny_net import EDGE_DETECTORS, EXPECTED_TYPES
 
 from pan.labelling import PAN_TYPES
+from pan.workflow import run_workflow, scheduled_jobs
 
 pytestmark = pytest.mark.workflow
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    """One full run to results/tables/table2.csv, shared by the read-only tests below."""
-    workdir = tmp_path_factory.mktemp("tiny_run")
-    shutil.copy(Path(__file__).parent / "tiny_net.py", workdir / "tiny_net.py")
-    write_images(workdir / "images", 20)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
-    run_snakemake(workdir, "results/tables/table1.csv", "results/tables/table2.csv")
-    return workdir
 
 
 def test_every_planted_neuron_gets_its_expected_label(tiny_run):
@@ -59,14 +48,14 @@ def test_tables_count_the_planted_types(tiny_run):
 
 
 def test_changing_theta_reruns_only_labelling_and_tables(tiny_run):
-    unchanged = run_snakemake(tiny_run, "-n", "results/tables/table2.csv")
+    unchanged = run_workflow(tiny_run, "-n", "results/tables/table2.csv")
     assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
-    rerun = run_snakemake(tiny_run, "-n", "results/tables/table2.csv", "--config", "theta=0.4")
+    rerun = run_workflow(tiny_run, "-n", "results/tables/table2.csv", "--config", "theta=0.4")
     assert scheduled_jobs(rerun.stdout + rerun.stderr) == {"label_pans": 1, "table2": 1}
 
 
 def test_two_runs_with_the_same_seed_give_identical_tables(tiny_run, tiny_workdir):
-    run_snakemake(tiny_workdir, "results/tables/table1.csv", "results/tables/table2.csv")
+    run_workflow(tiny_workdir, "results/tables/table1.csv", "results/tables/table2.csv")
     for table in ("table1.csv", "table2.csv"):
         assert (tiny_workdir / "results/tables" / table).read_bytes() == (
             tiny_run / "results/tables" / table
@@ -93,7 +82,7 @@ def configure(workdir: Path, **changes) -> None:
         ({"models": {"tiny": {"source": "onnx", "builder": "x"}}}, "source"),
         ({"theta": 1.5}, "theta"),
         ({"theta": 0}, "theta"),
-        ({"images__batch_size": 0}, "batch_size"),
+        ({"images__count": 0}, "count"),
         ({"images__path": "no_such_folder"}, "no_such_folder does not exist"),
         ({"images__path": "empty"}, "no image files"),
         (
@@ -113,7 +102,7 @@ def configure(workdir: Path, **changes) -> None:
 def test_bad_config_fails_before_any_job_with_a_clear_message(tiny_workdir, changes, message):
     (tiny_workdir / "empty").mkdir()
     configure(tiny_workdir, **changes)
-    result = run_snakemake(tiny_workdir, "results/tables/table2.csv", check=False)
+    result = run_workflow(tiny_workdir, "results/tables/table2.csv", check=False)
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not (tiny_workdir / "results").exists()
@@ -126,7 +115,7 @@ def test_missing_torchvision_weights_name_the_file_and_where_to_put_it(tiny_work
         tiny_workdir,
         models={"r18": {"source": "torchvision", "builder": "resnet18", "weights": "IMAGENET1K_V1"}},
     )
-    result = run_snakemake(tiny_workdir, "results/tables/table2.csv", check=False)
+    result = run_workflow(tiny_workdir, "results/tables/table2.csv", check=False)
     log = (tiny_workdir / "results/logs/activations/r18.log").read_text()
     assert result.returncode != 0
     expected = tmp_path / "empty_torch_home/hub/checkpoints/resnet18-f37072fd.pth"

@@ -1,11 +1,50 @@
-"""Figures of the paper (and a few beyond it), rendered with Altair from the pipeline's outputs.
+"""Figures of the paper (and a few beyond it): Altair charts of the pipeline's results.
 
-- :mod:`pan.figures.selection`      which neurons get figures (config + strongest PANs)
+This package only turns tables and arrays into charts; the numbers come from the analysis
+modules (:mod:`pan.scoring`, :mod:`pan.labelling`, :mod:`pan.odds`, :mod:`pan.neurons`).
+
 - :mod:`pan.figures.distributions`  border/centre activation PDFs (Fig. 3, Fig. 5)
 - :mod:`pan.figures.cards`          PAN cards: zero vs reflect padding, heatmaps, kernel (Figs. 6-8)
 - :mod:`pan.figures.ks_plots`       KS distributions (Fig. 4), theta sweep, PAN share by depth
 - :mod:`pan.figures.odds`           ordered log-odds and their histograms (Figs. 9-10)
 - :mod:`pan.figures.render`         saving a chart as interactive HTML and as PNG
-
-Only :mod:`pan.figures.cards` needs torch.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .distributions import write_activation_pdfs, write_truncated_centre
+from .ks_plots import write_depth, write_ks_distributions, write_theta_sweep
+from .odds import write_log_odds_histogram, write_ordered_log_odds
+
+Files = Sequence[str | Path]
+MODEL_FIGURES: dict[str, Callable[[Files, str, str | Path, str | Path], None]] = {
+    "ks_distributions": write_ks_distributions,
+    "theta_sweep": write_theta_sweep,
+    "pan_depth": lambda files, *out: write_depth(files[0], *out),
+    "log_odds": lambda files, *out: write_ordered_log_odds(files[0], *out),
+    "log_odds_histogram": lambda files, *out: write_log_odds_histogram(files[0], *out),
+}
+"""Per-model figures: name -> writer of ``(input files, model, html, png)``."""
+NEURON_FIGURES = {"activation_pdfs": write_activation_pdfs, "truncated_centre": write_truncated_centre}
+"""Per-neuron figures read from the activation dump alone (the PAN card also reruns the model)."""
+
+
+def write_model_figure(figure: str, inputs: Files, model: str, html: str | Path, png: str | Path) -> None:
+    """Render the per-model figure ``figure`` (a key of :data:`MODEL_FIGURES`) of ``model``."""
+    MODEL_FIGURES[figure](list(inputs), model, html, png)
+
+
+def write_neuron_figure(
+    figure: str,
+    dump_dir: str | Path,
+    model: str,
+    slot: str,
+    selection: str | Path | None,
+    html: str | Path,
+    png: str | Path,
+) -> None:
+    """Render the per-neuron figure ``figure`` (a key of :data:`NEURON_FIGURES`) of a slot's neuron."""
+    NEURON_FIGURES[figure](dump_dir, model, slot, selection, html, png)

@@ -1,17 +1,11 @@
 """PAN cards (paper Figs. 6-8, with the kernel of Fig. 1): one neuron under zero and reflect padding.
 
-A card stacks three rows:
+A card stacks three rows, from a :class:`pan.neurons.NeuronCard`:
 
 1. the neuron's border, centre and truncated-centre histograms on the §3 batch as trained
    (zero padding), the legend giving KS, KS+ and KS- of each border;
-2. the same under the paper's *reflect* model, where every analysed convolution pads with
-   reflect (:func:`pan.padding.with_reflect_padding` with no channel selection). §3.3
-   replaces the padding *policy* of the model, and Fig. 8's downstream PAN only "turns off"
-   when the padding of the layers before it changes too, so the neuron's own padding alone
-   would not do;
+2. the same when every analysed convolution pads with reflect;
 3. two input crops with the neuron's zero-padding activation heatmaps, and its kernel.
-
-The only torch module of :mod:`pan.figures`: it loads the model and runs the reflect variant.
 """
 
 from __future__ import annotations
@@ -24,19 +18,11 @@ from pathlib import Path
 import altair as alt
 import numpy as np
 import polars as pl
-import torch
 from PIL import Image
 
-from ..activations import pick_device, preprocessed_batches, recording
-from ..dumps import read_manifest
-from ..images import ImageRecord, ImageSpec, image_records
-from ..layers import AnalysedLayer
-from ..logs import image_progress
-from ..models import LoadedModel, ModelSpec, load_model
-from ..padding import with_reflect_padding
-from .distributions import RegionSamples, neuron_maps, region_histogram, shared_edges
+from ..neurons import NeuronCard, RegionSamples
+from .distributions import neuron_title, region_histogram, shared_edges
 from .render import save_chart
-from .selection import slot_neuron
 
 PANEL = 190
 """Side (chart units) of the image, heatmap and kernel panels."""
@@ -57,58 +43,6 @@ VIRIDIS = (
     "#fde725",
 )
 """Ten evenly spaced colours of viridis, to colour feature maps as Vega colours their legend."""
-
-
-class _LayerReached(Exception):
-    """Raised by the hook once the layer has run: the rest of the forward pass is not needed."""
-
-
-def reflect_maps(
-    loaded: LoadedModel,
-    records: Sequence[ImageRecord],
-    layer: str,
-    neuron: int,
-    micro_batch: int = 16,
-    device: str = "auto",
-    progress=None,
-) -> np.ndarray:
-    """Maps ``(images, H, W)`` of ``neuron`` in the model where every analysed conv pads with reflect.
-
-    Progress goes to ``progress``, by default the ``sys.stderr`` of the moment (a job's log).
-    """
-    target = pick_device(device)
-    variant = with_reflect_padding(loaded.model).to(target).eval()
-    captured: list[np.ndarray] = []
-
-    def keep_and_stop(_: AnalysedLayer, maps: torch.Tensor) -> None:
-        captured.append(maps[:, neuron].float().cpu().numpy())
-        raise _LayerReached
-
-    bar = image_progress(len(records), f"reflect {layer}", progress)
-    watched = AnalysedLayer(0, layer, variant.get_submodule(layer))
-    with torch.inference_mode(), recording([watched], keep_and_stop):
-        for batch in preprocessed_batches(records, loaded, micro_batch):
-            try:
-                variant(batch.to(target))
-            except _LayerReached:
-                pass
-            bar.update(len(batch))
-    bar.close()
-    return np.concatenate(captured)
-
-
-def kernel_weights(model: torch.nn.Module, layer: str, neuron: int) -> np.ndarray:
-    """The kernel of output channel ``neuron`` of conv ``layer``: ``(input channels, kh, kw)``."""
-    return model.get_submodule(layer).weight[neuron].detach().float().cpu().numpy()
-
-
-def input_crop(loaded: LoadedModel, record: ImageRecord) -> np.ndarray:
-    """The model's input for ``record`` as ``uint8`` RGB ``(H, W, 3)``, each channel stretched to 0-255."""
-    tensor = loaded.transform(record.load()).float()
-    low = tensor.amin(dim=(1, 2), keepdim=True)
-    high = tensor.amax(dim=(1, 2), keepdim=True)
-    scaled = (tensor - low) / (high - low).clamp_min(1e-12)
-    return (scaled.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
 def image_panel(pixels: np.ndarray, title: str, smooth: bool = True) -> alt.Chart:
@@ -209,38 +143,8 @@ def card_chart(
     ).resolve_scale(color="independent")
 
 
-def write_card(
-    model: ModelSpec,
-    images: ImageSpec,
-    dump_dir: str | Path,
-    slot: str,
-    selection: str | Path | None,
-    heatmap_images: Sequence[int],
-    html: str | Path,
-    png: str | Path,
-    micro_batch: int = 16,
-    device: str = "auto",
-) -> None:
-    """Render the PAN card of the neuron of ``slot`` of ``model`` (reruns the model with reflect padding)."""
-    found = neuron_maps(dump_dir, slot_neuron(slot, selection))
-    records = image_records(images)
-    dumped = [entry["id"] for entry in read_manifest(dump_dir)["images"]]
-    if dumped != [r.id for r in records]:
-        raise ValueError(
-            f"the images of {dump_dir} are not those of the images: config; rerun its activations"
-        )
-    wrong = [i for i in heatmap_images if not 0 <= i < len(records)]
-    if wrong:
-        raise ValueError(f"figures.heatmap_images {wrong} are outside the batch of {len(records)} images")
-    loaded = load_model(model)
-    layer, neuron = found.neuron.layer, found.neuron.neuron
-    reflected = reflect_maps(loaded, records, layer, neuron, micro_batch, device)
-    heatmaps = [(records[i].id, input_crop(loaded, records[i]), found.maps[i]) for i in heatmap_images]
-    chart = card_chart(
-        RegionSamples.from_maps(found.maps),
-        RegionSamples.from_maps(reflected),
-        heatmaps,
-        kernel_weights(loaded.model, layer, neuron),
-        found.title(model.name, "PAN card"),
-    )
-    save_chart(chart, html, png)
+def write_card(card: NeuronCard, model: str, html: str | Path, png: str | Path) -> None:
+    """Render the PAN card of a neuron (data from :func:`pan.neurons.neuron_card`)."""
+    heatmaps = [(h.image_id, h.crop, h.maps) for h in card.heatmaps]
+    title = neuron_title(card.found, model, "PAN card")
+    save_chart(card_chart(card.zero, card.reflect, heatmaps, card.kernel, title), html, png)

@@ -1,77 +1,26 @@
 """Activation distributions of one neuron by region: the paper's Fig. 3 and Fig. 5.
 
-A neuron's maps over the §3 batch split into the four one-pixel borders and the centre
-(:mod:`pan.borders`); the truncated centres ``centre+`` / ``centre-`` keep its ``k`` highest /
-lowest values, ``k`` being the number of values of a border (§3.2). Histograms are binned
-here in numpy on edges shared by all regions, so charts carry a few hundred rows, never the
-raw activations, and the KS statistics come from :func:`pan.ks.border_ks`, the same code as
-the pipeline's KS tables.
+Charts of a neuron's :class:`pan.neurons.RegionSamples` (borders, centre, truncated centres
+and their statistics). Histograms are binned here in numpy on edges shared by all regions, so
+charts carry a few hundred rows, never the raw activations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import altair as alt
 import numpy as np
 import polars as pl
 
-from ..borders import BORDER_NAMES, BORDERS, border_samples, centre_samples
-from ..dumps import read_feature_maps, read_manifest
-from ..ks import border_ks
+from ..borders import BORDER_NAMES, BORDERS
+from ..neurons import BOTTOM_K, TOP_K, NeuronMaps, RegionSamples, neuron_maps
+from ..selection import slot_neuron
 from .render import BORDER_COLOURS, save_chart
-from .selection import SlotNeuron, slot_neuron
 
 BINS = 60
 WIDTH = 560
-TOP_K, BOTTOM_K = "centre+ (top k)", "centre- (bottom k)"
-
-
-@dataclass(frozen=True)
-class BorderStats:
-    """KS, KS+ and KS- of one border against the (full, top-k, bottom-k) centre."""
-
-    ks: float
-    ks_plus: float
-    ks_minus: float
-
-    def legend(self) -> str:
-        return f"KS {self.ks:.2f} · KS+ {self.ks_plus:.2f} · KS- {self.ks_minus:.2f}"
-
-
-@dataclass(frozen=True)
-class RegionSamples:
-    """One neuron's activations by region, with the statistics of each border."""
-
-    borders: dict[str, np.ndarray]
-    centre: np.ndarray
-    stats: dict[str, BorderStats]
-    shape: tuple[int, int, int]
-
-    @classmethod
-    def from_maps(cls, maps: np.ndarray) -> RegionSamples:
-        """Regions of maps ``(images, height, width)``; maps below 3x3 have no centre."""
-        if maps.ndim != 3 or min(maps.shape[1:]) < 3:
-            raise ValueError(f"need maps (images, H, W) of at least 3x3, got shape {maps.shape}")
-        stack = maps[:, None]  # one neuron
-        borders = {b: values[0] for b, values in border_samples(stack).items()}
-        centre = centre_samples(stack)[0]
-        stats = {}
-        for b, values in borders.items():
-            result = border_ks(values[None], centre[None])
-            stats[b] = BorderStats(*(float(x[0]) + 0.0 for x in (result.ks, result.ks_plus, result.ks_minus)))
-        return cls(borders, centre, stats, tuple(maps.shape))
-
-    def truncated(self, border: str) -> dict[str, np.ndarray]:
-        """``centre+`` and ``centre-``: the ``k`` highest and lowest centre values, ``k`` = border size."""
-        k = min(len(self.borders[border]), len(self.centre))
-        ordered = np.sort(self.centre)
-        return {TOP_K: ordered[-k:], BOTTOM_K: ordered[:k]}
-
-    def all_values(self) -> np.ndarray:
-        return np.concatenate([*self.borders.values(), self.centre])
 
 
 def shared_edges(*samples: RegionSamples, bins: int = BINS) -> np.ndarray:
@@ -160,45 +109,20 @@ def truncated_centre_chart(regions: RegionSamples, title: alt.Title) -> alt.Char
     )
 
 
-@dataclass(frozen=True)
-class NeuronMaps:
-    """A neuron's maps over the §3 batch, and where they come from."""
-
-    neuron: SlotNeuron
-    layer_index: int
-    maps: np.ndarray
-
-    def title(self, model: str, what: str) -> alt.Title:
-        images, height, width = self.maps.shape
-        layer, neuron = self.neuron.layer, self.neuron.neuron
-        return alt.Title(
-            f"{what} · {model} · {layer} (layer {self.layer_index}) · neuron {neuron}",
-            subtitle=[self.neuron.description, f"{images} images of the §3 batch, {height}x{width} maps"],
-        )
-
-
-def neuron_maps(dump_dir: str | Path, neuron: SlotNeuron) -> NeuronMaps:
-    """The maps of ``neuron`` from an activation dump, or an error naming what exists."""
-    manifest = read_manifest(dump_dir)
-    layers = {entry["name"]: entry for entry in manifest["layers"]}
-    if neuron.layer not in layers:
-        raise ValueError(
-            f"layer {neuron.layer!r} is not an analysed layer of model {manifest['model']!r}; "
-            f"analysed layers: {list(layers)}"
-        )
-    entry = layers[neuron.layer]
-    if not 0 <= neuron.neuron < entry["out_channels"]:
-        raise ValueError(
-            f"layer {neuron.layer!r} has neurons 0..{entry['out_channels'] - 1}, not {neuron.neuron}"
-        )
-    maps = read_feature_maps(Path(dump_dir) / entry["file"], neurons=[neuron.neuron])[:, 0]
-    return NeuronMaps(neuron, entry["index"], maps)
+def neuron_title(found: NeuronMaps, model: str, what: str) -> alt.Title:
+    """The title of a neuron's figure: which neuron, why it was drawn, on how many maps."""
+    images, height, width = found.maps.shape
+    layer, neuron = found.neuron.layer, found.neuron.neuron
+    return alt.Title(
+        f"{what} · {model} · {layer} (layer {found.layer_index}) · neuron {neuron}",
+        subtitle=[found.neuron.description, f"{images} images of the §3 batch, {height}x{width} maps"],
+    )
 
 
 def _write_neuron_chart(chart_of, title: str, dump_dir, model, slot, selection, html, png) -> None:
     """Render ``chart_of(samples, title)`` for the neuron of ``slot`` of ``model``."""
     found = neuron_maps(dump_dir, slot_neuron(slot, selection))
-    save_chart(chart_of(RegionSamples.from_maps(found.maps), found.title(model, title)), html, png)
+    save_chart(chart_of(RegionSamples.from_maps(found.maps), neuron_title(found, model, title)), html, png)
 
 
 def write_activation_pdfs(

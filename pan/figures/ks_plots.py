@@ -14,17 +14,11 @@ import numpy as np
 import polars as pl
 
 from ..borders import BORDER_NAMES, BORDERS
-from ..labelling import label_pans
+from ..labelling import read_labels, theta_sweep
+from ..scoring import read_ks_tables
 from .render import BORDER_COLOURS, save_chart
 
 KS_BIN = 0.025
-SWEEP_THETAS: tuple[float, ...] = tuple(np.round(np.arange(0.1, 0.9 + 1e-9, 0.05), 2).tolist())
-"""The thetas of the sweep: 0.1 to 0.9 in steps of 0.05."""
-
-
-def read_ks(ks_files: Sequence[str | Path]) -> pl.DataFrame:
-    """The KS tables of one model's layers, concatenated."""
-    return pl.concat([pl.read_parquet(f) for f in ks_files])
 
 
 def end_layers(ks: pl.DataFrame, count: int = 4) -> list[int]:
@@ -98,19 +92,6 @@ def ks_distribution_chart(ks: pl.DataFrame, model: str) -> alt.FacetChart:
             )
         )
     )
-
-
-def theta_sweep(ks: pl.DataFrame, thetas: Sequence[float] = SWEEP_THETAS) -> pl.DataFrame:
-    """PANs and edge detectors found at each theta: ``theta, kind, neurons, share``."""
-    rows = []
-    for theta in thetas:
-        labels = label_pans(ks, theta)
-        for kind, column in (("PANs", "is_pan"), ("edge detectors", "is_edge_detector")):
-            found = int(labels[column].sum())
-            rows.append(
-                {"theta": theta, "kind": kind, "neurons": found, "share": 100 * found / labels.height}
-            )
-    return pl.DataFrame(rows)
 
 
 def theta_sweep_chart(ks: pl.DataFrame, model: str) -> alt.FacetChart:
@@ -205,14 +186,14 @@ def write_ks_distributions(
     ks_files: Sequence[str | Path], model: str, html: str | Path, png: str | Path
 ) -> None:
     """Render Fig. 4 of one model from its KS tables."""
-    save_chart(ks_distribution_chart(read_ks(ks_files), model), html, png)
+    save_chart(ks_distribution_chart(read_ks_tables(ks_files), model), html, png)
 
 
 def write_theta_sweep(ks_files: Sequence[str | Path], model: str, html: str | Path, png: str | Path) -> None:
     """Render the theta sweep of one model from its KS tables."""
-    save_chart(theta_sweep_chart(read_ks(ks_files), model), html, png)
+    save_chart(theta_sweep_chart(read_ks_tables(ks_files), model), html, png)
 
 
 def write_depth(labels: str | Path, model: str, html: str | Path, png: str | Path) -> None:
     """Render the PAN share by depth of one model from its PAN labels."""
-    save_chart(depth_chart(pl.read_parquet(labels), model), html, png)
+    save_chart(depth_chart(read_labels(labels), model), html, png)

@@ -1,6 +1,6 @@
 """Class log-odds of the padding variants against the original model: the paper's Figs. 9 and 10.
 
-Reads ``results/tables/odds_{model}.csv`` (:func:`pan.bias.write_odds`): one row per class
+Reads ``results/tables/odds_{model}.csv`` (:func:`pan.odds.read_odds`): one row per class
 with ``odds_<variant>`` and natural ``log_odds_<variant>`` for PAN-reflect, RAND-reflect and
 reflect. A log-odds of ±0.05 is about a 5% change of the odds.
 """
@@ -13,26 +13,13 @@ import altair as alt
 import numpy as np
 import polars as pl
 
+from ..odds import read_odds
 from .render import save_chart
 
 VARIANT_NAMES = {"pan_reflect": "PAN-reflect", "rand_reflect": "RAND-reflect", "reflect": "reflect"}
 VARIANT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c"]  # as the paper: PAN-reflect blue, RAND-reflect orange
-ODDS_COLUMNS = ["class_index", "class_name"] + [
-    f"{kind}_{variant}" for variant in VARIANT_NAMES for kind in ("odds", "log_odds")
-]
 FIVE_PERCENT = 0.05
 BINS = 50
-
-
-def read_odds(path: str | Path) -> pl.DataFrame:
-    """An odds table, checked for the columns the figures need."""
-    odds = pl.read_csv(path)
-    missing = [c for c in ODDS_COLUMNS if c not in odds.columns]
-    if missing:
-        raise ValueError(f"{path} lacks columns {missing}; expected {ODDS_COLUMNS}")
-    if odds.height == 0:
-        raise ValueError(f"{path} has no classes")
-    return odds
 
 
 def long_log_odds(odds: pl.DataFrame) -> pl.DataFrame:

@@ -2,19 +2,19 @@ checkpoint activations:
     output:
         directory("results/activations/{model}"),
     params:
-        model=lambda wildcards: config["models"][wildcards.model],
-        images=config["images"],
-        device=config["device"],
-        micro_batch=config["micro_batch"],
+        model=lambda wildcards: SETTINGS.models[wildcards.model],
+        images=SETTINGS.images,
+        device=SETTINGS.device,
+        micro_batch=SETTINGS.micro_batch,
     log:
         "results/logs/activations/{model}.log",
     benchmark:
         "results/benchmarks/activations/{model}.tsv"
     threads: 2
     resources:
-        mem_mb=lambda wildcards, attempt: activation_mem_mb(wildcards.model) * attempt,
+        mem_mb=dump_mem_mb,
         runtime=lambda wildcards, attempt: 30 * attempt,
-        gpu=config["gpus"],
+        gpu=SETTINGS.gpus,
     conda:
         "../envs/pan.yaml"
     script:

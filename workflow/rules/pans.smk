@@ -4,13 +4,9 @@ rule label_pans:
     output:
         "results/pans/{model}.parquet",
     params:
-        theta=config["theta"],
+        theta=SETTINGS.theta,
     log:
         "results/logs/pans/{model}.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     conda:
         "../envs/pan.yaml"
     script:

@@ -1,18 +1,12 @@
 rule table1:
     input:
-        expand("results/pans/{model}.parquet", model=MODELS),
+        per_model("results/pans/{model}.parquet"),
     output:
-        report(
-            "results/tables/table1.csv",
-            caption="../report/table1.rst",
-            category="PANs",
-        ),
+        report("results/tables/table1.csv", caption="../report/table1.rst", category="PANs"),
+    params:
+        models=MODELS,
     log:
         "results/logs/tables/table1.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     conda:
         "../envs/pan.yaml"
     script:
@@ -21,19 +15,13 @@ rule table1:
 
 rule table2:
     input:
-        expand("results/pans/{model}.parquet", model=MODELS),
+        per_model("results/pans/{model}.parquet"),
     output:
-        report(
-            "results/tables/table2.csv",
-            caption="../report/table2.rst",
-            category="PANs",
-        ),
+        report("results/tables/table2.csv", caption="../report/table2.rst", category="PANs"),
+    params:
+        models=MODELS,
     log:
         "results/logs/tables/table2.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     conda:
         "../envs/pan.yaml"
     script:

@@ -1,18 +1,17 @@
 from pan.figures.cards import write_card
-from pan.images import ImageSpec
 from pan.logs import log_to
-from pan.models import ModelSpec
+from pan.neurons import neuron_card
+from pan.selection import slot_neuron
 
 with log_to(snakemake.log[0]):
-    write_card(
-        ModelSpec.from_config(snakemake.wildcards.model, snakemake.params.model),
-        ImageSpec.from_config(snakemake.params.images),
+    neuron = slot_neuron(snakemake.wildcards.slot, snakemake.input.get("selection"))
+    card = neuron_card(
+        snakemake.params.model,
+        snakemake.params.images,
         snakemake.input.dump,
-        snakemake.wildcards.slot,
-        snakemake.input.get("selection"),
+        neuron,
         snakemake.params.heatmap_images,
-        snakemake.output.html,
-        snakemake.output.png,
         micro_batch=snakemake.params.micro_batch,
         device=snakemake.params.device,
     )
+    write_card(card, snakemake.wildcards.model, snakemake.output.html, snakemake.output.png)

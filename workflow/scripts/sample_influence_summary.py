@@ -1,5 +1,7 @@
-from pan.bias import write_influence_summary
+from pan.influence import write_influence_summary
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):
-    write_influence_summary(snakemake.input, snakemake.output[0])
+    write_influence_summary(
+        dict(zip(snakemake.params.models, snakemake.input, strict=True)), snakemake.output[0]
+    )

@@ -1,5 +1,6 @@
-from pan.bias import write_table3
 from pan.logs import log_to
+from pan.tables import write_table3
 
 with log_to(snakemake.log[0]):
-    write_table3(snakemake.input, snakemake.output[0], threshold=snakemake.params.threshold)
+    odds = dict(zip(snakemake.params.models, snakemake.input, strict=True))
+    write_table3(odds, snakemake.output[0], threshold=snakemake.params.threshold)

@@ -18,72 +18,19 @@ model is written to ``results/figures/{model}/neurons.csv`` (:func:`write_select
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from .labelling import pan_strength, read_labels
+from .scoring import read_ks_tables
+
 RANKED_SLOT = re.compile(r"(pan|edge)([1-9][0-9]*)")
 CONFIGURED_SLOT = re.compile(r"(.+)_n([0-9]+)")
 ROLES = {"pan": "PAN", "edge": "edge detector"}
-
-
-@dataclass(frozen=True)
-class ConfiguredNeuron:
-    """A neuron named in the config under ``figures: neurons:``."""
-
-    model: str
-    layer: str
-    neuron: int
-
-    @property
-    def slot(self) -> str:
-        return f"{self.layer}_n{self.neuron}"
-
-
-@dataclass(frozen=True)
-class FigureSettings:
-    """The ``figures:`` section of the config."""
-
-    neurons: tuple[ConfiguredNeuron, ...] = ()
-    top_pans: int = 3
-    top_edge_detectors: int = 2
-    heatmap_images: tuple[int, ...] = (0, 1)
-
-    @classmethod
-    def from_config(cls, entry: Mapping[str, Any], models: Iterable[str]) -> FigureSettings:
-        """Settings from the config's ``figures`` entry; unknown models fail here, early."""
-        models = list(models)
-        neurons = tuple(
-            ConfiguredNeuron(n["model"], n["layer"], int(n["neuron"])) for n in entry.get("neurons", [])
-        )
-        unknown = sorted({n.model for n in neurons} - set(models))
-        if unknown:
-            raise ValueError(f"figures.neurons: models {unknown} are not under models: ({models})")
-        settings = cls(
-            neurons,
-            int(entry.get("top_pans", cls.top_pans)),
-            int(entry.get("top_edge_detectors", cls.top_edge_detectors)),
-            tuple(int(i) for i in entry.get("heatmap_images", cls.heatmap_images)),
-        )
-        if settings.top_pans < 0 or settings.top_edge_detectors < 0:
-            raise ValueError("figures.top_pans and figures.top_edge_detectors must be at least 0")
-        if len(settings.heatmap_images) != 2:
-            raise ValueError(f"figures.heatmap_images must name two images, got {settings.heatmap_images}")
-        return settings
-
-    def ranked_slots(self) -> list[str]:
-        """``pan1..panK`` then ``edge1..edgeM``: the same for every model."""
-        return [f"pan{i}" for i in range(1, self.top_pans + 1)] + [
-            f"edge{i}" for i in range(1, self.top_edge_detectors + 1)
-        ]
-
-    def slots(self, model: str) -> list[str]:
-        """Every neuron slot of ``model``: ranked ones, then those named in the config."""
-        configured = [n.slot for n in self.neurons if n.model == model]
-        return self.ranked_slots() + list(dict.fromkeys(configured))
 
 
 def is_ranked_slot(slot: str) -> bool:
@@ -99,15 +46,6 @@ class SlotNeuron:
     layer: str
     neuron: int
     description: str
-
-
-def pan_strength(ks: pl.DataFrame) -> pl.DataFrame:
-    """Per neuron: PAN strength and largest KS over borders (NaN statistics count as 0)."""
-    ks = ks.with_columns(pl.col("ks", "ks_plus", "ks_minus").fill_nan(0.0))
-    return ks.group_by("layer", "layer_index", "neuron").agg(
-        strength=pl.min_horizontal("ks", pl.max_horizontal("ks_plus", "ks_minus")).max(),
-        max_ks=pl.col("ks").max(),
-    )
 
 
 def select_neurons(
@@ -150,8 +88,7 @@ def write_selection(
     top_edge_detectors: int,
 ) -> pl.DataFrame:
     """Select the ranked slots of one model and write them as CSV to ``out``."""
-    ks = pl.concat([pl.read_parquet(f) for f in ks_files])
-    selection = select_neurons(pl.read_parquet(labels), ks, top_pans, top_edge_detectors)
+    selection = select_neurons(read_labels(labels), read_ks_tables(ks_files), top_pans, top_edge_detectors)
     selection.write_csv(out)
     return selection
 

@@ -7,11 +7,11 @@ rule evaluate_variants:
     output:
         **{variant: f"results/eval/{{model}}/{variant}.parquet" for variant in VARIANTS},
     params:
-        model=lambda wildcards: config["models"][wildcards.model],
-        images=config["eval_images"],
-        rand_seed=config["rand_seed"],
-        device=config["device"],
-        micro_batch=config["micro_batch"],
+        model=lambda wildcards: SETTINGS.models[wildcards.model],
+        images=SETTINGS.eval_images,
+        rand_seed=SETTINGS.rand_seed,
+        device=SETTINGS.device,
+        micro_batch=SETTINGS.micro_batch,
     log:
         "results/logs/eval/{model}.log",
     benchmark:
@@ -20,7 +20,7 @@ rule evaluate_variants:
     resources:
         mem_mb=lambda wildcards, attempt: 3000 * attempt,
         runtime=eval_runtime_min,
-        gpu=config["gpus"],
+        gpu=SETTINGS.gpus,
     conda:
         "../envs/pan.yaml"
     script:
@@ -39,71 +39,59 @@ rule odds:
         ),
     log:
         "results/logs/tables/odds_{model}.log",
-    threads: 1
-    resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=10,
     conda:
         "../envs/pan.yaml"
     script:
         "../scripts/odds.py"
 
 
-rule table3:
-    input:
-        expand("results/tables/odds_{model}.csv", model=MODELS),
-    output:
-        report(
-            "results/tables/table3.csv",
-            caption="../report/table3.rst",
-            category="Padding bias",
-        ),
-    params:
-        threshold=config["odds_threshold"],
-    log:
-        "results/logs/tables/table3.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    conda:
-        "../envs/pan.yaml"
-    script:
-        "../scripts/table3.py"
-
-
 rule sample_influence:
     input:
         expand("results/eval/{{model}}/{variant}.parquet", variant=VARIANTS),
     output:
-        "results/tables/sample_influence_{model}.csv",
+        report(
+            "results/tables/sample_influence_{model}.csv",
+            caption="../report/sample_influence.rst",
+            category="Padding bias",
+            subcategory="Sample influence",
+        ),
     log:
         "results/logs/tables/sample_influence_{model}.log",
-    threads: 1
-    resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=10,
     conda:
         "../envs/pan.yaml"
     script:
         "../scripts/sample_influence.py"
 
 
+rule table3:
+    input:
+        per_model("results/tables/odds_{model}.csv"),
+    output:
+        report("results/tables/table3.csv", caption="../report/table3.rst", category="Padding bias"),
+    params:
+        models=MODELS,
+        threshold=SETTINGS.odds_threshold,
+    log:
+        "results/logs/tables/table3.log",
+    conda:
+        "../envs/pan.yaml"
+    script:
+        "../scripts/table3.py"
+
+
 rule sample_influence_summary:
     input:
-        expand("results/tables/sample_influence_{model}.csv", model=MODELS),
+        per_model("results/tables/sample_influence_{model}.csv"),
     output:
         report(
             "results/tables/sample_influence_summary.csv",
             caption="../report/sample_influence_summary.rst",
             category="Padding bias",
         ),
+    params:
+        models=MODELS,
     log:
         "results/logs/tables/sample_influence_summary.log",
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
     conda:
         "../envs/pan.yaml"
     script:

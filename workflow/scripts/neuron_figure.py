@@ -1,8 +1,9 @@
-from pan.figures.distributions import write_truncated_centre
+from pan.figures import write_neuron_figure
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):
-    write_truncated_centre(
+    write_neuron_figure(
+        snakemake.params.figure,
         snakemake.input.dump,
         snakemake.wildcards.model,
         snakemake.wildcards.slot,

@@ -1,0 +1,93 @@
+"""The §3 method on a model in memory, for notebooks: no Snakemake, the workflow's code path.
+
+:func:`find_pans` runs the same three stages as the workflow's rules, through the same
+functions: activation dump (:func:`pan.activations.dump_module_activations`), per-layer KS
+scoring (:func:`pan.scoring.score_layer`) and labelling (:func:`pan.labelling.label_pan_files`),
+in a temporary folder unless ``out_dir`` keeps the files.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import polars as pl
+import torch
+from PIL import Image
+from torch import nn
+
+from .activations import dump_module_activations
+from .images import ImageRecord, ImageSpec, image_records
+from .inference import DEFAULT_MICRO_BATCH
+from .labelling import DEFAULT_THETA, label_pan_files
+from .models import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+from .scoring import score_layer
+
+Images = torch.Tensor | Sequence[Image.Image] | str | Path
+"""A preprocessed batch ``(images, channels, H, W)``, a list of PIL images, or a folder."""
+
+
+def find_pans(
+    model: nn.Module,
+    images: Images,
+    theta: float = DEFAULT_THETA,
+    device: str = "auto",
+    transform: Callable[[Any], torch.Tensor] | None = None,
+    micro_batch: int = DEFAULT_MICRO_BATCH,
+    out_dir: str | Path | None = None,
+    progress: TextIO | None = None,
+) -> pl.DataFrame:
+    """Label every neuron of ``model``'s analysed convs: one row per neuron, the columns of
+    ``results/pans/{model}.parquet`` (``layer, layer_index, neuron, ks_T..ks_R, edge_T..edge_R,
+    pan_T..pan_R, is_edge_detector, is_pan, pan_type, theta``).
+
+    ``images`` is a preprocessed tensor batch (used as is), or PIL images or a folder of image
+    files (flat or one folder per class), which ``transform`` turns into the model's input
+    (default: the ImageNet evaluation transform at 224 pixels). ``out_dir`` keeps the
+    activation dump (``activations/``), the KS tables (``ks/``) and the labels
+    (``pans.parquet``) in the workflow's formats; by default they live in a temporary folder.
+
+    Example::
+
+        >>> import pan
+        >>> from efficientnet_lite_pytorch import EfficientNet
+        >>> net = EfficientNet.from_name("efficientnet-lite0")  # load your weights here
+        >>> labels = pan.find_pans(net, "my_images/", theta=0.5)
+        >>> labels.filter("is_pan").group_by("pan_type").len()
+    """
+    records = _records(images)
+    if isinstance(images, torch.Tensor):
+        transform = transform or (lambda tensor: tensor)
+    else:
+        transform = transform or eval_transform(224, 256, IMAGENET_MEAN, IMAGENET_STD)
+    with tempfile.TemporaryDirectory(prefix="pan-") as scratch:
+        root = Path(out_dir) if out_dir is not None else Path(scratch)
+        dump_dir, ks_dir = root / "activations", root / "ks"
+        ks_dir.mkdir(parents=True, exist_ok=True)
+        name = type(model).__name__
+        dumps = dump_module_activations(
+            model, transform, records, dump_dir, name, micro_batch, device, progress
+        )
+        ks_files = [ks_dir / dump.file for dump in dumps]
+        for dump, ks_file in zip(dumps, ks_files, strict=True):
+            score_layer(dump_dir / dump.file, ks_file)
+        return label_pan_files(ks_files, root / "pans.parquet", theta)
+
+
+def _records(images: Images) -> list[ImageRecord]:
+    """Image records for a tensor batch, PIL images or a folder (every image in it)."""
+    if isinstance(images, (str, Path)):
+        return image_records(ImageSpec(source="folder", path=str(images), count=None))
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4:
+            raise ValueError(
+                f"a tensor batch must be (images, channels, H, W), got shape {tuple(images.shape)}"
+            )
+        items: Sequence[Any] = list(images)
+    else:
+        items = list(images)
+    if not items:
+        raise ValueError("no images given")
+    return [ImageRecord(f"{i:05d}", None, lambda item=item: item) for i, item in enumerate(items)]

@@ -1,0 +1,103 @@
+"""The one config route (pan.config): known keys, the schema, typed settings, defaults stated once."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import tiny_config
+
+from pan import images, models
+from pan.config import ConfigError, FigureSettings, Settings, load_settings, reject_unknown_keys
+from pan.images import ImageSpec
+from pan.inference import DEFAULT_MICRO_BATCH
+from pan.labelling import DEFAULT_THETA
+from pan.odds import DEFAULT_ODDS_THRESHOLD
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"thetaa": 0.3}, "unknown key 'thetaa'; did you mean 'theta'?"),
+        ({"micro_bacth": 8}, "unknown key 'micro_bacth'; did you mean 'micro_batch'?"),
+        ({"eval_image": {"source": "builtin"}}, "unknown key 'eval_image'; did you mean 'eval_images'?"),
+        ({"images": {"source": "builtin", "sede": 1}}, "unknown key 'images.sede'; did you mean 'seed'?"),
+        (
+            {"models": {"m": {"source": "efficientnet_lite", "varient": "lite0"}}},
+            "unknown key 'models.m.varient'; did you mean 'variant'?",
+        ),
+        ({"figures": {"top_pan": 1}}, "unknown key 'figures.top_pan'; did you mean 'top_pans'?"),
+        (
+            {"figures": {"neurons": [{"model": "tiny", "layer": "conv1", "neron": 1}]}},
+            "unknown key 'figures.neurons[0].neron'; did you mean 'neuron'?",
+        ),
+        ({"images": {"source": "builtin", "batch_size": 8}}, "images.batch_size was renamed images.count"),
+        ({"eval_images": {"source": "builtin", "batch_size": 8}}, "eval_images.batch_size was renamed"),
+    ],
+)
+def test_unknown_and_renamed_keys_are_refused_naming_the_fix(changes, message):
+    with pytest.raises(ConfigError) as error:
+        reject_unknown_keys(tiny_config(**changes))
+    assert message in str(error.value)
+
+
+def test_settings_fill_every_default_from_one_place():
+    settings = Settings.from_config({"models": {"m": {"source": "efficientnet_lite", "variant": "lite0"}}})
+    assert (settings.theta, settings.micro_batch, settings.odds_threshold) == (
+        DEFAULT_THETA,
+        DEFAULT_MICRO_BATCH,
+        DEFAULT_ODDS_THRESHOLD,
+    )
+    assert settings.images == ImageSpec("builtin", None, 64, 0)
+    assert settings.eval_images == ImageSpec("builtin", None, 256, 1)
+    assert settings.figures == FigureSettings()
+
+
+def walk(node):
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def test_the_schema_states_no_defaults_and_the_same_keys_and_sources_as_the_settings():
+    assert not [node for node in walk(SCHEMA) if "default" in node]
+    assert set(SCHEMA["properties"]) == {f.name for f in fields(Settings)}
+    model = SCHEMA["properties"]["models"]["additionalProperties"]
+    assert set(model["properties"]) == {f.name for f in fields(models.ModelSpec)} - {"name"}
+    assert tuple(model["properties"]["source"]["enum"]) == models.SOURCES
+    image_set = SCHEMA["$defs"]["image_set"]
+    assert set(image_set["properties"]) == {f.name for f in fields(ImageSpec)}
+    assert tuple(image_set["properties"]["source"]["enum"]) == images.SOURCES
+    assert set(SCHEMA["properties"]["figures"]["properties"]) == {f.name for f in fields(FigureSettings)}
+
+
+def test_readme_states_the_defaults_of_the_settings():
+    readme = (REPO / "README.md").read_text()
+    defaults = Settings.from_config({"models": {"m": {"source": "efficientnet_lite", "variant": "lite0"}}})
+    for key, value in {
+        "theta": defaults.theta,
+        "micro_batch": defaults.micro_batch,
+        "odds_threshold": defaults.odds_threshold,
+        "rand_seed": defaults.rand_seed,
+        "gpus": defaults.gpus,
+        "images.count": defaults.images.count,
+        "images.seed": defaults.images.seed,
+    }.items():
+        assert f"| `{key}` | {value} |" in readme, key
+
+
+def test_figure_neurons_of_unknown_models_are_refused(tiny_workdir, monkeypatch):
+    monkeypatch.chdir(tiny_workdir)
+    config = tiny_config(figures={"neurons": [{"model": "other", "layer": "conv1", "neuron": 0}]})
+    with pytest.raises(ConfigError, match=r"models \['other'\] are not under models"):
+        load_settings(config)
+    assert load_settings(tiny_config()).models["tiny"].input_size == 32
