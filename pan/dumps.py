@@ -99,21 +99,77 @@ def write_manifest(dump_dir: Path, model: str, dumps: Sequence[LayerDump], recor
     (Path(dump_dir) / MANIFEST).write_text(json.dumps(manifest, indent=1))
 
 
+class DumpError(ValueError):
+    """An activation dump is missing or unreadable; the message names the file and what to rerun."""
+
+
+def _rerun(dump_dir: Path) -> str:
+    return (
+        f"rerun the model's activation dump: delete {dump_dir} and run snakemake again "
+        "(or snakemake --forcerun activations <your target>, which redoes every model's dump)"
+    )
+
+
 def read_manifest(dump_dir: str | Path) -> dict:
-    """The manifest written by :func:`dump_activations`."""
-    return json.loads((Path(dump_dir) / MANIFEST).read_text())
+    """The manifest written by :func:`dump_activations`, or :class:`DumpError` saying what to rerun."""
+    dump_dir = Path(dump_dir)
+    path = dump_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DumpError(f"activation dump manifest {path} is missing; {_rerun(dump_dir)}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DumpError(
+            f"activation dump manifest {path} is unreadable ({error}); {_rerun(dump_dir)}"
+        ) from error
+    if not isinstance(manifest, dict) or not all(key in manifest for key in ("model", "layers", "images")):
+        raise DumpError(
+            f"activation dump manifest {path} lacks 'model', 'layers' or 'images'; {_rerun(dump_dir)}"
+        )
+    return manifest
+
+
+def read_dump_metadata(path: str | Path) -> dict[str, str]:
+    """The schema metadata of a layer dump (``height``, ``width``, ``neurons``, ``layer``,
+    ``layer_index``), or :class:`DumpError` naming the file and what to rerun."""
+    path = Path(path)
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        meta = {key.decode(): value.decode() for key, value in meta.items()}
+    except (OSError, pa.ArrowException) as error:
+        raise _layer_error(path, error) from error
+    missing = [key for key in ("height", "width", "neurons", "layer", "layer_index") if key not in meta]
+    if missing:
+        raise DumpError(f"layer dump {path} is no pan dump (metadata lacks {missing}); {_rerun(path.parent)}")
+    return meta
+
+
+def _layer_error(path: Path, error: BaseException) -> DumpError:
+    if isinstance(error, FileNotFoundError):
+        return DumpError(f"layer dump {path} is missing; {_rerun(path.parent)}")
+    return DumpError(f"layer dump {path} is unreadable ({error}); {_rerun(path.parent)}")
 
 
 def read_feature_maps(path: str | Path, neurons: Sequence[int] | None = None) -> np.ndarray:
     """A layer dump as a float32 array ``(images, neurons, height, width)``.
 
-    ``neurons`` restricts the read to some channels (for figures); default all.
+    ``neurons`` restricts the read to some channels (for figures); default all. A missing,
+    truncated or corrupt file raises :class:`DumpError` naming it and what to rerun.
     """
-    table = pq.read_table(path, memory_map=True)
-    meta = table.schema.metadata
-    h, w, count = int(meta[b"height"]), int(meta[b"width"]), int(meta[b"neurons"])
-    if neurons is not None:
-        table = table.filter(pc.is_in(table["neuron"], pa.array(list(neurons), pa.int32())))
-        count = len(set(neurons))
-    values = table["activation"].combine_chunks().flatten().to_numpy()
+    path = Path(path)
+    meta = read_dump_metadata(path)
+    h, w, count = int(meta["height"]), int(meta["width"]), int(meta["neurons"])
+    try:
+        table = pq.read_table(path, memory_map=True)
+        if neurons is not None:
+            table = table.filter(pc.is_in(table["neuron"], pa.array(list(neurons), pa.int32())))
+            count = len(set(neurons))
+        values = table["activation"].combine_chunks().flatten().to_numpy()
+    except (OSError, pa.ArrowException, KeyError) as error:
+        raise _layer_error(path, error) from error
+    if count * h * w and values.size % (count * h * w):
+        raise DumpError(
+            f"layer dump {path} holds {values.size} values, not whole maps of {count} neurons of "
+            f"{h}x{w}; {_rerun(path.parent)}"
+        )
     return values.reshape(-1, count, h, w)
