@@ -8,7 +8,8 @@ batch of every layer. The workflow (:func:`dump_activations`) and the Python API
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
@@ -16,12 +17,30 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
-from .dumps import LayerDump, LayerWriters, write_manifest
+from .dumps import MANIFEST, LayerDump, LayerWriters, write_manifest
 from .images import ImageRecord, ImageSpec, image_records
 from .inference import DEFAULT_MICRO_BATCH, pick_device, preprocessed_batches, recording
-from .layers import analysed_layers
+from .layers import AnalysedLayer, analysed_layers
 from .logs import image_progress
 from .models import ModelSpec, load_model
+
+
+def check_single_calls(model: str, calls: Mapping[str, int]) -> None:
+    """Refuse a forward pass that ran an analysed layer more than once (``calls``: layer -> count).
+
+    A conv run twice per forward pass (weight sharing, a recurrent block, one conv at two
+    scales) gives each image several maps of different depths or sizes; one KS sample per
+    layer would mix them, so such layers are refused rather than analysed wrongly.
+    """
+    repeated = {name: count for name, count in calls.items() if count > 1}
+    if repeated:
+        listing = ", ".join(f"{name!r} ({count} calls)" for name, count in repeated.items())
+        raise ValueError(
+            f"model {model!r}: analysed layer(s) {listing} ran more than once per forward pass "
+            "(weight sharing, a recurrent block or one conv at several scales); pan needs one map "
+            "per image and layer, so it cannot analyse such a layer: give each use of the conv its "
+            "own module"
+        )
 
 
 def dump_activations(
@@ -70,17 +89,30 @@ def dump_module_activations(
         raise ValueError(f"model {name!r} has no Conv2d layer with a kernel larger than 1x1")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MANIFEST).unlink(missing_ok=True)  # a failed rerun must not leave a stale manifest
     bar = image_progress(len(records), f"activations {name}", progress)
-    with ExitStack() as stack, torch.inference_mode():
-        writers = LayerWriters(out_dir, stack)
-        sink = lambda layer, maps: writers.write(
-            layer.index, layer.name, layer.kernel_size, maps.float().cpu().numpy()
-        )
-        stack.enter_context(recording(layers, sink))
-        for batch in preprocessed_batches(records, transform, micro_batch):
-            net(batch.to(target))
-            writers.first_sample += len(batch)
-            bar.update(len(batch))
+    calls: Counter[str] = Counter()  # hook calls per layer in the current forward pass
+
+    def sink(layer: AnalysedLayer, maps: torch.Tensor) -> None:
+        calls[layer.name] += 1
+        if calls[layer.name] == 1:  # a second call is refused after the pass, never written
+            writers.write(layer.index, layer.name, layer.kernel_size, maps.float().cpu().numpy())
+
+    writers: LayerWriters | None = None
+    try:
+        with ExitStack() as stack, torch.inference_mode():
+            writers = LayerWriters(out_dir, stack)
+            stack.enter_context(recording(layers, sink))
+            for batch in preprocessed_batches(records, transform, micro_batch):
+                calls.clear()
+                net(batch.to(target))
+                check_single_calls(name, calls)
+                writers.first_sample += len(batch)
+                bar.update(len(batch))
+    except BaseException:  # no half-written layer files without a manifest
+        for dump in writers.dumps.values() if writers else ():
+            (out_dir / dump.file).unlink(missing_ok=True)
+        raise
     bar.close()
     dumps = [writers.dumps[layer.name] for layer in layers if layer.name in writers.dumps]
     write_manifest(out_dir, name, dumps, records)
