@@ -19,7 +19,7 @@ from PIL import Image
 from torch import nn
 
 from .activations import dump_module_activations
-from .images import ImageRecord, ImageSpec, image_records
+from .images import ImageRecord, ImageSpec, check_batch, image_records
 from .inference import DEFAULT_MICRO_BATCH
 from .labelling import DEFAULT_THETA, label_pan_files
 from .models import IMAGENET_MEAN, IMAGENET_STD, eval_transform
@@ -79,7 +79,9 @@ def find_pans(
 def _records(images: Images) -> list[ImageRecord]:
     """Image records for a tensor batch, PIL images or a folder (every image in it)."""
     if isinstance(images, (str, Path)):
-        return image_records(ImageSpec(source="folder", path=str(images), count=None))
+        return list(
+            check_batch(image_records(ImageSpec(source="folder", path=str(images), count=None)), None)
+        )
     if isinstance(images, torch.Tensor):
         if images.ndim != 4:
             raise ValueError(
@@ -90,4 +92,6 @@ def _records(images: Images) -> list[ImageRecord]:
         items = list(images)
     if not items:
         raise ValueError("no images given")
-    return [ImageRecord(f"{i:05d}", None, lambda item=item: item) for i, item in enumerate(items)]
+    return check_batch(
+        [ImageRecord(f"{i:05d}", None, lambda item=item: item) for i, item in enumerate(items)], None
+    )

@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from .classes import check_eval_labels
-from .images import ImageSpec, image_records
+from .images import ImageSpec, check_batch, image_records
 from .inference import DEFAULT_MICRO_BATCH
 from .labelling import DEFAULT_THETA, check_theta
 from .models import ModelSpec
@@ -176,7 +176,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     reject_unknown_keys(config)
     try:
         settings = Settings.from_config(config)
-        image_records(settings.images)  # missing or empty folders fail here, before any job
+        # missing or empty folders, and too few images, fail here, before any job
+        check_batch(image_records(settings.images), settings.images.count, "images")
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(f"invalid config: {error}") from error
     return settings
@@ -190,7 +191,8 @@ def checked_eval_images(spec: ImageSpec) -> ImageSpec:
     whose evaluation set is not on disk still serves Tables 1 and 2.
     """
     try:
-        check_eval_labels(spec, image_records(spec))
+        records = check_batch(image_records(spec), spec.count, "eval_images", minimum=1)
+        check_eval_labels(spec, records)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(f"invalid config: eval_images: {error}") from error
     return spec

@@ -34,14 +34,14 @@ def evaluate_variants(
     micro_batch: int = DEFAULT_MICRO_BATCH,
     device: str = "auto",
     progress: TextIO | None = None,
-    output_key: str | None = None,
 ) -> int:
     """Write the logits of every variant in ``outputs`` (variant -> path); returns the image count.
 
     ``pan_labels`` is the model's PAN label file (``results/pans/{model}.parquet``); it
     selects the channels of ``pan_reflect`` and, with ``rand_seed``, of ``rand_reflect``.
     Progress (images/s) goes to ``progress``, by default the current ``sys.stderr`` (the job's log).
-    ``output_key`` picks the logits out of a dict or namedtuple output (see :func:`output_logits`).
+    The model spec's ``output`` picks the logits out of a dict or namedtuple output (see
+    :func:`output_logits`).
     """
     unknown = set(outputs) - set(VARIANTS)
     if unknown:
@@ -62,7 +62,7 @@ def evaluate_variants(
         for batch in preprocessed_batches(records, loaded.transform, micro_batch):
             batch = batch.to(target)
             logits = {
-                name: output_logits(variant(batch), output_key, model=model.name).float().cpu().numpy()
+                name: output_logits(variant(batch), model.output, model=model.name).float().cpu().numpy()
                 for name, variant in variants.items()
             }
             if truth is None:  # the number of classes is known from the first batch

@@ -46,6 +46,9 @@ class ModelSpec:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     categories: tuple[str, ...] | None = field(default=None, compare=False)
+    output: str | None = None
+    """Which entry of a dict or namedtuple output holds the logits (see
+    :func:`pan.evaluation.output_logits`); a tensor output needs none."""
 
     @classmethod
     def from_config(cls, name: str, entry: Mapping[str, Any]) -> ModelSpec:

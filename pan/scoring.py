@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .borders import BORDERS, border_samples, centre_samples
-from .dumps import read_feature_maps
+from .dumps import read_dump_metadata, read_feature_maps
 from .ks import SortedSamples, border_ks
 
 KS_SCHEMA = pa.schema(
@@ -75,7 +75,7 @@ def read_ks_tables(ks_files: Sequence[str | Path]) -> pl.DataFrame:
 
 def score_layer(dump: str | Path, out: str | Path) -> pa.Table:
     """Score one layer dump (see :mod:`pan.activations`) and write its KS table to ``out``."""
-    meta = pq.read_schema(dump).metadata
-    table = score_maps(read_feature_maps(dump), meta[b"layer"].decode(), int(meta[b"layer_index"]))
+    meta = read_dump_metadata(dump)
+    table = score_maps(read_feature_maps(dump), meta["layer"], int(meta["layer_index"]))
     pq.write_table(table, out)
     return table

@@ -192,6 +192,7 @@ def _evaluate(tmp_path: Path, builder: str, output_key: str | None = None) -> np
         mean=(0.0, 0.0, 0.0),
         std=(1.0, 1.0, 1.0),
         categories=("a", "b"),
+        output=output_key,
     )
     images = ImageSpec("folder", str(tmp_path / "images"), None, 0)
     outputs = {v: tmp_path / f"{builder}_{v}.parquet" for v in ("original", "pan_reflect")}
@@ -200,10 +201,9 @@ def _evaluate(tmp_path: Path, builder: str, output_key: str | None = None) -> np
         images,
         tmp_path / "pans.parquet",
         outputs,
-        batch_size=4,
+        micro_batch=4,
         device="cpu",
         progress=io.StringIO(),
-        output_key=output_key,
     )
     assert count == 8
     return np.stack([read_logits(outputs[v]).logits for v in ("original", "pan_reflect")])
