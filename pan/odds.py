@@ -66,6 +66,11 @@ def odds_table(runs: Mapping[str, Logits]) -> pl.DataFrame:
         raise ValueError(f"odds need the logits of {missing}")
     check_same_images(runs)
     original = runs["original"]
+    if original.num_classes < 2:
+        raise ValueError(
+            f"model {original.model!r} has {original.num_classes} output class: its softmax is 1 for "
+            "every image, so every odds value would be 1 by construction; section 4 needs a classifier"
+        )
     columns: dict[str, object] = {
         "class_index": np.arange(original.num_classes),
         "class_name": pl.Series(

@@ -73,9 +73,26 @@ def read_ks_tables(ks_files: Sequence[str | Path]) -> pl.DataFrame:
     return pl.concat([pl.read_parquet(f) for f in ks_files])
 
 
+def check_finite(maps: np.ndarray, layer: str) -> None:
+    """Refuse NaN or infinite activations, naming the layer, the neurons and how many values:
+    KS statistics of such samples say nothing about padding (the model or its input is broken)."""
+    bad = ~np.isfinite(maps)
+    if bad.any():
+        per_neuron = bad.sum(axis=(0, 2, 3))
+        neurons = np.flatnonzero(per_neuron)
+        shown = ", ".join(f"{n} ({per_neuron[n]} values)" for n in neurons[:10])
+        more = f" and {len(neurons) - 10} more" if len(neurons) > 10 else ""
+        raise ValueError(
+            f"layer {layer!r}: {int(per_neuron.sum())} NaN or infinite activations in neurons "
+            f"{shown}{more}; check the model's weights and its input normalisation"
+        )
+
+
 def score_layer(dump: str | Path, out: str | Path) -> pa.Table:
     """Score one layer dump (see :mod:`pan.activations`) and write its KS table to ``out``."""
     meta = read_dump_metadata(dump)
-    table = score_maps(read_feature_maps(dump), meta["layer"], int(meta["layer_index"]))
+    maps = read_feature_maps(dump)
+    check_finite(maps, meta["layer"])
+    table = score_maps(maps, meta["layer"], int(meta["layer_index"]))
     pq.write_table(table, out)
     return table

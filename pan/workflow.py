@@ -16,11 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 
 
-def run_workflow(
-    workdir: str | Path, *args: str, cores: int = 2, check: bool = True
-) -> subprocess.CompletedProcess:
-    """Run ``snakemake`` with ``args`` on the workflow in ``workdir``; output captured, an
-    ``AssertionError`` with it on failure when ``check``."""
+def workflow_command(workdir: str | Path, *args: str, cores: int = 2) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment that run ``snakemake`` with ``args`` in ``workdir``."""
     if not SNAKEFILE.is_file():
         raise FileNotFoundError(f"no Snakefile at {SNAKEFILE}: run from a source checkout (pip install -e .)")
     command = [
@@ -35,10 +32,16 @@ def run_workflow(
         str(cores),
         *args,
     ]
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return command, {**os.environ, "PYTHONPATH": path}
+
+
+def run_workflow(
+    workdir: str | Path, *args: str, cores: int = 2, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run ``snakemake`` with ``args`` on the workflow in ``workdir``; output captured, an
+    ``AssertionError`` with it on failure when ``check``."""
+    command, env = workflow_command(workdir, *args, cores=cores)
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")

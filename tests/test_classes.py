@@ -50,7 +50,7 @@ def test_evaluation_images_are_checked_when_section_4_is_requested(tmp_path, mon
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(TESTS / "tiny_net.py", "tiny_net.py")
-    write_images(tmp_path / "images", 4)
+    write_images(tmp_path / "images", 16)
     eval_images = {"source": "folder", "path": "images", "count": None, "seed": 0}
     settings = load_settings(tiny_config(eval_images=eval_images))
     assert checked_eval_images(settings.eval_images) == ImageSpec("folder", "images", None, 0)

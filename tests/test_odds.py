@@ -10,7 +10,7 @@ import pytest
 from conftest import runs_from
 
 from pan.logits import Logits
-from pan.odds import ODDS_SCHEMA, class_odds, odds_table, softmax
+from pan.odds import ODDS_SCHEMA, ODDS_VARIANTS, class_odds, odds_table, softmax
 from pan.variants import VARIANTS
 
 TESTS = Path(__file__).parent
@@ -72,4 +72,10 @@ def test_odds_need_the_same_images():
     runs = runs_from({v: [[0, 0, 0]] for v in VARIANTS})
     runs["reflect"] = Logits("m", "reflect", ["other"], None, np.zeros((1, 3), np.float32), None)
     with pytest.raises(ValueError, match="other images"):
+        odds_table(runs)
+
+
+def test_a_one_class_model_is_refused_rather_than_given_odds_of_one():
+    runs = runs_from({v: [[0.3], [1.2]] for v in ("original", *ODDS_VARIANTS)}, categories=("only",))
+    with pytest.raises(ValueError, match="1 output class: its softmax is 1 for every image"):
         odds_table(runs)

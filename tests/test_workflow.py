@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import polars as pl
@@ -11,7 +15,7 @@ from conftest import tiny_config
 from tiny_net import EDGE_DETECTORS, EXPECTED_TYPES
 
 from pan.labelling import PAN_TYPES
-from pan.workflow import run_workflow, scheduled_jobs
+from pan.workflow import run_workflow, scheduled_jobs, workflow_command
 
 pytestmark = pytest.mark.workflow
 
@@ -121,3 +125,59 @@ def test_missing_torchvision_weights_name_the_file_and_where_to_put_it(tiny_work
     expected = tmp_path / "empty_torch_home/hub/checkpoints/resnet18-f37072fd.pth"
     assert "Put the file resnet18-f37072fd.pth" in log and str(expected) in log
     assert not (tiny_workdir / "results/activations/r18").exists()  # nothing half-written
+
+
+SLOW_NET = """
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from tiny_net import TinyNet  # noqa: E402
+
+
+class SlowNet(TinyNet):  # the tiny net, slow enough to be killed in the middle of its dump
+    def forward(self, x):
+        time.sleep(0.4)
+        return super().forward(x)
+
+
+def build():
+    return SlowNet()
+"""
+
+
+def test_a_dump_killed_mid_way_is_recomputed_and_gives_the_same_tables(tiny_run, tiny_workdir):
+    """SIGKILL to Snakemake and its job while the dump has written some layers but no manifest
+    (a node crash): Snakemake's lock and incomplete markers stop a plain rerun from trusting
+    anything; after --unlock, --rerun-incomplete (set by both profiles) redoes the dump."""
+    (tiny_workdir / "slow_net.py").write_text(SLOW_NET)
+    configure(
+        tiny_workdir, models={"tiny": {**tiny_config()["models"]["tiny"], "builder": "slow_net.py:build"}}
+    )
+    configure_micro_batch = yaml.safe_load((tiny_workdir / "config.yaml").read_text()) | {"micro_batch": 2}
+    (tiny_workdir / "config.yaml").write_text(yaml.safe_dump(configure_micro_batch))
+    command, env = workflow_command(tiny_workdir, "results/tables/table2.csv")
+    process = subprocess.Popen(
+        command,
+        cwd=tiny_workdir,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    dump = tiny_workdir / "results/activations/tiny"
+    deadline = time.monotonic() + 120
+    while not (dump / "conv1.parquet").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # a few micro-batches in: layer files half-written
+    assert process.poll() is None and not (dump / "manifest.json").exists()
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    run_workflow(tiny_workdir, "--unlock")  # a killed Snakemake may leave its lock behind
+    plain = run_workflow(tiny_workdir, "results/tables/table2.csv", check=False)
+    assert plain.returncode != 0 and "incomplete" in plain.stdout + plain.stderr  # never trusted
+    run_workflow(tiny_workdir, "results/tables/table2.csv", "--rerun-incomplete")
+    assert (tiny_workdir / "results/tables/table2.csv").read_bytes() == (
+        tiny_run / "results/tables/table2.csv"
+    ).read_bytes()
