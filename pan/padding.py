@@ -19,12 +19,37 @@ any weights.
 A convolution whose ``padding_mode`` is not ``'zeros'`` is rejected with a
 ``ValueError``: it has no zero padding to replace, and silently treating it as
 unpadded would hide a model that is not what the experiment assumes.
+
+Zero padding comes in several forms, all treated alike (:func:`zero_padding`):
+
+- the conv's own ``padding`` (integers, tuples, ``'same'``, ``'valid'``), which covers
+  timm's ``create_conv2d`` when TF "SAME" padding is static (stride 1, odd kernel: it
+  becomes symmetric padding of a plain ``nn.Conv2d``);
+- a ``static_padding`` module run by the conv (EfficientNet-Lite's
+  ``Conv2dStaticSamePadding``) or the cached ``pad`` of timm's ``Conv2dSameExport``;
+- TF "SAME" padding computed from the input size at forward time: EfficientNet-Lite's
+  ``Conv2dDynamicSamePadding``, timm's ``Conv2dSame`` (what ``create_conv2d`` builds when
+  "SAME" cannot be static), ``Conv2dSameExport`` before its first call and
+  ``StdConv2dSame``/``ScaledStdConv2dSame`` with ``same_pad``;
+- a zero ``nn.ZeroPad2d``/``nn.ConstantPad2d`` right before the conv in an
+  ``nn.Sequential`` (timm's ``cpubone``, hand-built nets): :func:`with_reflect_padding`
+  folds it into the wrapped conv (``input_padding``) and leaves an ``nn.Identity`` in
+  its place, so the selected channels see reflect padding by the sum of both amounts.
+
+timm's weight-standardised convs (``StdConv2d``, ``ScaledStdConv2d`` and their ``Same``
+forms) convolve with a standardised weight, which the reflect pass reproduces. Any other
+``Conv2d`` subclass that overrides ``forward`` is rejected by :class:`ChannelPaddedConv2d`:
+calling ``F.conv2d`` with its raw weight could silently compute something else.
+timm's ``MixedConv2d`` is an ``nn.ModuleDict`` of plain/``Conv2dSame`` convs, each analysed
+and wrapped on its own (``<name>.0``, ``<name>.1``, ...); ``CondConv2d`` is no ``Conv2d``
+subclass, so it is not analysed and keeps zero padding in every variant.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import sys
 from collections.abc import Iterable, Mapping
 
 import torch
@@ -40,7 +65,20 @@ try:  # Optional dependency: TF-"SAME" convs that pick their padding from the in
 except ImportError:
     _DYNAMIC_SAME_PADDING_CONVS = ()
 
-__all__ = ["ChannelPaddedConv2d", "with_reflect_padding", "zero_padding"]
+_TIMM_CONV_MODULES = ("timm.layers.conv2d_same", "timm.layers.std_conv")
+"""timm modules that define Conv2d subclasses; looked up only once timm is imported."""
+
+_PLAIN_FORWARDS = {nn.Conv2d.forward}
+"""Conv forwards that amount to ``F.conv2d(pad(x), conv.weight, ...)``; extended lazily."""
+
+__all__ = [
+    "ChannelPaddedConv2d",
+    "effective_weight",
+    "is_zero_pad_module",
+    "tf_same_padding",
+    "with_reflect_padding",
+    "zero_padding",
+]
 
 Padding = tuple[int, int, int, int]
 """Amounts of padding as ``(left, right, top, bottom)``, the order of ``F.pad``."""
@@ -69,15 +107,82 @@ def zero_padding(conv: nn.Conv2d, input_size: tuple[int, int] | None = None) -> 
     if _padding_depends_on_input(conv):
         if input_size is None:
             raise ValueError(f"{type(conv).__name__} pads depending on the input: pass input_size")
-        explicit = _tf_same_padding(conv, input_size)
+        explicit = tf_same_padding(conv.kernel_size, conv.stride, conv.dilation, input_size)
     else:
         explicit = _static_padding(conv)
     return tuple(own + extra for own, extra in zip(_own_padding(conv), explicit, strict=True))
 
 
-def _padding_depends_on_input(conv: nn.Conv2d) -> bool:
+def _timm_class(module: str, name: str) -> type | None:
+    """A timm class if timm is already imported (a model holding timm layers imported it)."""
+    loaded = sys.modules.get(module)
+    return getattr(loaded, name, None) if loaded is not None else None
+
+
+def _timm_kind(conv: nn.Module) -> str | None:
+    """Which timm conv ``conv`` is, by exact class: 'same', 'same_export', 'std', 'std_same' or None."""
+    kinds = {
+        ("timm.layers.conv2d_same", "Conv2dSame"): "same",
+        ("timm.layers.conv2d_same", "Conv2dSameExport"): "same_export",
+        ("timm.layers.std_conv", "StdConv2d"): "std",
+        ("timm.layers.std_conv", "ScaledStdConv2d"): "std",
+        ("timm.layers.std_conv", "StdConv2dSame"): "std_same",
+        ("timm.layers.std_conv", "ScaledStdConv2dSame"): "std_same",
+    }
+    for (module, name), kind in kinds.items():
+        cls = _timm_class(module, name)
+        if cls is not None and isinstance(conv, cls):
+            return kind
+    return None
+
+
+def _padding_depends_on_input(conv: nn.Module) -> bool:
     """Whether ``conv`` computes its padding from the input size at forward time."""
-    return isinstance(conv, _DYNAMIC_SAME_PADDING_CONVS)
+    if isinstance(conv, _DYNAMIC_SAME_PADDING_CONVS):
+        return True
+    kind = _timm_kind(conv)
+    if kind == "same":
+        return True
+    if kind == "same_export":  # pads by the size of its first input, then keeps that pad
+        return getattr(conv, "pad", None) is None
+    return kind == "std_same" and bool(getattr(conv, "same_pad", False))
+
+
+def effective_weight(conv: nn.Conv2d) -> Tensor:
+    """The weight ``conv`` convolves with: ``conv.weight``, standardised for timm's StdConv convs.
+
+    Raises:
+        ValueError: for a ``Conv2d`` subclass whose ``forward`` pan does not know, since its
+            output may not be ``F.conv2d`` of the raw weight over the padded input.
+    """
+    kind = _timm_kind(conv)
+    if kind in ("std", "std_same"):
+        gain = getattr(conv, "gain", None)
+        scale = None if gain is None else (gain * conv.scale).view(-1)
+        flat = conv.weight.reshape(1, conv.out_channels, -1)
+        return F.batch_norm(flat, None, None, weight=scale, training=True, momentum=0.0, eps=conv.eps).reshape_as(
+            conv.weight
+        )
+    if kind is None and type(conv).forward not in _known_plain_forwards():
+        raise ValueError(
+            f"{type(conv).__name__} overrides Conv2d.forward in a way pan does not know: its reflect "
+            "variant cannot be built (supported: nn.Conv2d, EfficientNet-Lite's same-padding convs, "
+            "timm's Conv2dSame, Conv2dSameExport and StdConv convs)"
+        )
+    return conv.weight
+
+
+def _known_plain_forwards() -> set:
+    """Forwards equal to zero padding then ``F.conv2d`` with ``conv.weight``."""
+    if len(_PLAIN_FORWARDS) == 1:
+        _PLAIN_FORWARDS.update(cls.forward for cls in _DYNAMIC_SAME_PADDING_CONVS)
+        try:
+            from efficientnet_lite_pytorch.utils import Conv2dStaticSamePadding
+
+            _PLAIN_FORWARDS.add(Conv2dStaticSamePadding.forward)
+        except ImportError:
+            pass
+    return _PLAIN_FORWARDS
 
 
 def _own_padding(conv: nn.Conv2d) -> Padding:
@@ -93,24 +198,45 @@ def _own_padding(conv: nn.Conv2d) -> Padding:
 
 def _static_padding(conv: nn.Conv2d) -> Padding:
     """Zero padding ``conv`` applies itself, through a ``static_padding`` module, before ``F.conv2d``."""
-    pad = getattr(conv, "static_padding", None)
+    attribute = "pad" if _timm_kind(conv) == "same_export" else "static_padding"
+    pad = getattr(conv, attribute, None)
     # EfficientNet ports define their own ``Identity`` class, hence the name check.
     if pad is None or isinstance(pad, nn.Identity) or type(pad).__name__ == "Identity":
         return (0, 0, 0, 0)
-    if isinstance(pad, nn.ZeroPad2d) or (isinstance(pad, nn.ConstantPad2d) and pad.value == 0):
+    if is_zero_pad_module(pad):
         return tuple(pad.padding)
-    raise ValueError(f"{type(conv).__name__}.static_padding is not a zero padding: {pad!r}")
+    raise ValueError(f"{type(conv).__name__}.{attribute} is not a zero padding: {pad!r}")
 
 
-def _tf_same_padding(conv: nn.Conv2d, input_size: tuple[int, int]) -> Padding:
-    """TensorFlow's "SAME" padding: output size ``ceil(input / stride)``, extra pixel right/bottom."""
+def is_zero_pad_module(module: nn.Module) -> bool:
+    """``nn.ZeroPad2d`` or ``nn.ConstantPad2d`` with value 0 that only adds (no negative amounts)."""
+    return (
+        isinstance(module, nn.ConstantPad2d)
+        and module.value == 0
+        and len(module.padding) == 4
+        and min(module.padding) >= 0
+    )
+
+
+def tf_same_padding(
+    kernel_size: tuple[int, int],
+    stride: tuple[int, int],
+    dilation: tuple[int, int],
+    input_size: tuple[int, int],
+) -> Padding:
+    """TensorFlow's "SAME" padding: output size ``ceil(input / stride)``, extra pixel right/bottom.
+
+    The same rule as timm's ``pad_same`` and EfficientNet-Lite's dynamic convs.
+    """
     totals = [
-        max((-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
-        for size, stride, kernel, dilation in zip(
-            input_size, conv.stride, conv.kernel_size, conv.dilation, strict=True
-        )
+        max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        for size, s, k, d in zip(input_size, _pair(stride), _pair(kernel_size), _pair(dilation), strict=True)
     ]
     return _split_evenly(*totals)
+
+
+def _pair(value: int | Iterable[int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
 
 
 def _split_evenly(total_h: int, total_w: int) -> Padding:
@@ -147,11 +273,24 @@ class ChannelPaddedConv2d(nn.Module):
         conv: the convolution to wrap; it must pad with zeros (see :func:`zero_padding`).
         reflect_channels: output channels that use reflect padding, as indices or
             as a boolean mask of length ``conv.out_channels``.
+        input_padding: zero padding ``(left, right, top, bottom)`` that a separate pad module
+            applied right before ``conv`` in the original model (it is removed there): the
+            zero pass applies it, the reflect pass adds it to the conv's own padding.
     """
 
-    def __init__(self, conv: nn.Conv2d, reflect_channels: Iterable[int] | Tensor) -> None:
+    def __init__(
+        self,
+        conv: nn.Conv2d,
+        reflect_channels: Iterable[int] | Tensor,
+        input_padding: Padding = (0, 0, 0, 0),
+    ) -> None:
         super().__init__()
         self.conv = conv
+        effective_weight(conv)  # rejects convs whose forward pan cannot reproduce
+        self._standardised_weight = _timm_kind(conv) in ("std", "std_same")
+        self.input_padding = tuple(int(p) for p in input_padding)
+        if len(self.input_padding) != 4 or min(self.input_padding) < 0:
+            raise ValueError(f"input_padding must be 4 non-negative amounts, got {input_padding}")
         # Known once for all inputs unless the conv pads by input size; computing it also
         # rejects convs that do not pad with zeros.
         self._fixed_padding = None if _padding_depends_on_input(conv) else zero_padding(conv)
@@ -192,23 +331,29 @@ class ChannelPaddedConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         conv = self.conv
+        has_input_padding = any(self.input_padding)
         if self.num_reflect_channels == 0:
-            return conv(x)
+            return conv(F.pad(x, self.input_padding) if has_input_padding else x)
         pads = self._fixed_padding
         if pads is None:
-            pads = zero_padding(conv, input_size=tuple(x.shape[-2:]))
+            left, right, top, bottom = self.input_padding
+            padded_size = (x.shape[-2] + top + bottom, x.shape[-1] + left + right)
+            pads = zero_padding(conv, input_size=padded_size)
+        if has_input_padding:
+            pads = tuple(own + extra for own, extra in zip(pads, self.input_padding, strict=True))
         _check_reflect_fits(pads, x)
+        weight = effective_weight(conv) if self._standardised_weight else conv.weight
         if self.selects_all_channels:
             reflect_padded = F.pad(x, pads, mode="reflect")
-            return self._conv_unpadded(reflect_padded, conv.weight, conv.bias, conv.groups)
+            return self._conv_unpadded(reflect_padded, weight, conv.bias, conv.groups)
 
-        zero_padded = conv(x)
+        zero_padded = conv(F.pad(x, self.input_padding) if has_input_padding else x)
         if self._reflect_input_channels is not None:
             x = x.index_select(1, self._reflect_input_channels)
         rows = self._reflect_weight_rows
         bias = conv.bias[rows] if conv.bias is not None else None
         reflect_padded = F.pad(x, pads, mode="reflect")
-        reflected = self._conv_unpadded(reflect_padded, conv.weight[rows], bias, self.reflect_groups)
+        reflected = self._conv_unpadded(reflect_padded, weight[rows], bias, self.reflect_groups)
         if self._reflect_picked_outputs is not None:
             reflected = reflected.index_select(1, self._reflect_picked_outputs)
         # In place: ``zero_padded`` is this call's own fresh output, so no full-size copy is needed.
@@ -219,7 +364,8 @@ class ChannelPaddedConv2d(nn.Module):
         return F.conv2d(x, weight, bias, self.conv.stride, 0, self.conv.dilation, groups)
 
     def extra_repr(self) -> str:
-        return f"reflect_channels={self.num_reflect_channels}/{self.conv.out_channels}"
+        extra = f", input_padding={self.input_padding}" if any(self.input_padding) else ""
+        return f"reflect_channels={self.num_reflect_channels}/{self.conv.out_channels}{extra}"
 
 
 def _group_members(groups: Tensor, group_size: int) -> Tensor:
@@ -254,7 +400,9 @@ def with_reflect_padding(
     with ``model``, so the variant costs no weight memory and ``model`` itself
     is left unchanged. Sharing means in-place updates reach both models
     (training, or BatchNorm statistics in train mode): use variants in eval mode.
-    The replaced convs live on as ``<name>.conv`` inside their wrapper.
+    The replaced convs live on as ``<name>.conv`` inside their wrapper. A zero pad module
+    right before a wrapped conv in an ``nn.Sequential`` becomes an ``nn.Identity`` and its
+    padding moves into the wrapper (``input_padding``), so it is reflected too.
 
     Raises:
         KeyError: for a name in ``channels`` that is not an analysed layer of ``model``.
@@ -282,5 +430,24 @@ def with_reflect_padding(
         conv = variant.get_submodule(name)
         reflect_channels = _channel_indices(layer_channels, conv.out_channels)
         if reflect_channels.numel():
-            variant.set_submodule(name, ChannelPaddedConv2d(conv, reflect_channels))
+            input_padding = _take_pad_module_before(variant, name)
+            variant.set_submodule(name, ChannelPaddedConv2d(conv, reflect_channels, input_padding))
     return variant
+
+
+def _take_pad_module_before(model: nn.Module, name: str) -> Padding:
+    """Replace a zero pad module right before ``name`` in its ``nn.Sequential`` by an identity.
+
+    Returns the padding it applied, ``(0, 0, 0, 0)`` when there is none.
+    """
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    if not isinstance(parent, nn.Sequential):
+        return (0, 0, 0, 0)
+    keys = list(parent._modules)
+    position = keys.index(child)
+    if position == 0 or not is_zero_pad_module(parent._modules[keys[position - 1]]):
+        return (0, 0, 0, 0)
+    padding = tuple(parent._modules[keys[position - 1]].padding)
+    parent._modules[keys[position - 1]] = nn.Identity()
+    return padding

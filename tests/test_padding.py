@@ -336,3 +336,21 @@ def test_efficientnet_lite0() -> None:
         # Random weights shrink the logits' dependence on features; compare the features.
         features = model.extract_features(x)
         assert not torch.allclose(reflect.extract_features(x), features, rtol=1e-2, atol=0)
+
+
+def test_zero_pad_module_before_a_conv_is_reflected_too() -> None:
+    """tests/tiny_net.py's ``asymmetric`` block: a ZeroPad2d then an unpadded conv in a Sequential."""
+    torch.manual_seed(0)
+    block = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(3, 4, 3, padding=1)).double().eval()
+    x = torch.randn(2, 3, 8, 9, dtype=torch.float64)
+    pads = (1, 2, 1, 2)
+    conv = block[1]
+    reflect = reference_output(conv, x, pads, [0, 1, 2, 3])
+    torch.testing.assert_close(block(x), reference_output(conv, x, pads, []), **TIGHT)
+    torch.testing.assert_close(with_reflect_padding(block)(x), reflect, **TIGHT)
+    torch.testing.assert_close(
+        with_reflect_padding(block, {"1": [1, 3]})(x), reference_output(conv, x, pads, [1, 3]), **TIGHT
+    )
+    assert torch.equal(with_reflect_padding(block, {"1": []})(x), block(x))
+    assert isinstance(block[0], nn.ZeroPad2d)  # the original keeps its pad module
+    assert "input_padding=(0, 1, 0, 1)" in repr(with_reflect_padding(block))
