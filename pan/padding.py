@@ -160,9 +160,9 @@ def effective_weight(conv: nn.Conv2d) -> Tensor:
         gain = getattr(conv, "gain", None)
         scale = None if gain is None else (gain * conv.scale).view(-1)
         flat = conv.weight.reshape(1, conv.out_channels, -1)
-        return F.batch_norm(flat, None, None, weight=scale, training=True, momentum=0.0, eps=conv.eps).reshape_as(
-            conv.weight
-        )
+        return F.batch_norm(
+            flat, None, None, weight=scale, training=True, momentum=0.0, eps=conv.eps
+        ).reshape_as(conv.weight)
     if kind is None and type(conv).forward not in _known_plain_forwards():
         raise ValueError(
             f"{type(conv).__name__} overrides Conv2d.forward in a way pan does not know: its reflect "

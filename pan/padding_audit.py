@@ -160,7 +160,9 @@ def _timm_same_pools() -> tuple[type, ...]:
     module = sys.modules.get("timm.layers.pool2d_same")
     if module is None:
         return ()
-    return tuple(getattr(module, name) for name in ("MaxPool2dSame", "AvgPool2dSame") if hasattr(module, name))
+    return tuple(
+        getattr(module, name) for name in ("MaxPool2dSame", "AvgPool2dSame") if hasattr(module, name)
+    )
 
 
 def _is_pool(module: nn.Module) -> bool:
@@ -210,9 +212,13 @@ def _shape_copy(model: nn.Module) -> nn.Module:
     memo = {}
     for tensor in itertools.chain(model.parameters(), model.buffers()):
         meta = tensor.detach().to("meta")
-        memo[id(tensor)] = nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
+        memo[id(tensor)] = (
+            nn.Parameter(meta, tensor.requires_grad) if isinstance(tensor, nn.Parameter) else meta
+        )
     meta_model = copy.deepcopy(model, memo=memo).eval()
-    norms = [name for name, module in meta_model.named_modules() if name and isinstance(module, _SHAPE_PRESERVING)]
+    norms = [
+        name for name, module in meta_model.named_modules() if name and isinstance(module, _SHAPE_PRESERVING)
+    ]
     for name in norms:
         try:
             meta_model.set_submodule(name, _SameShape())
@@ -312,7 +318,11 @@ class _ShapePass:
             row = _audit_row(name, record, self.analysed.get(name))
             if row is not None:
                 rows.append({"input_h": size[0], "input_w": size[1], "layer_index": len(rows), **row})
-        return pl.DataFrame(rows, schema=AUDIT_SCHEMA, orient="row") if rows else pl.DataFrame(schema=AUDIT_SCHEMA)
+        return (
+            pl.DataFrame(rows, schema=AUDIT_SCHEMA, orient="row")
+            if rows
+            else pl.DataFrame(schema=AUDIT_SCHEMA)
+        )
 
 
 def _audit_row(name: str, record: dict, analysed_index: int | None) -> dict | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-import torch
 import torchvision
 from efficientnet_lite_pytorch import EfficientNet
 from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
@@ -154,7 +153,9 @@ def test_scan_finds_the_evenly_padded_sizes() -> None:
 
 def test_torchvision_resnet18(tmp_path) -> None:
     model = torchvision.models.resnet18(weights=None).eval()
-    audit = write_padding_audit(model, 224, tmp_path / "audit.csv", scan_csv=tmp_path / "scan.csv", model_name="r18")
+    audit = write_padding_audit(
+        model, 224, tmp_path / "audit.csv", scan_csv=tmp_path / "scan.csv", model_name="r18"
+    )
     convs = audit.filter(pl.col("kind") == "conv")
     assert convs["layer"].to_list() == [layer.name for layer in analysed_layers(model)]
     assert audit.filter(pl.col("kind") != "conv")["layer"].to_list() == ["maxpool"]
@@ -175,7 +176,9 @@ def test_torchvision_resnet18(tmp_path) -> None:
 def test_efficientnet_lite0() -> None:
     model = EfficientNet.from_name("efficientnet-lite0").eval()
     audit = padding_audit(model, 224)
-    assert audit.height == len(analysed_layers(model)) and audit["padding_source"].unique().to_list() == ["module"]
+    assert audit.height == len(analysed_layers(model)) and audit["padding_source"].unique().to_list() == [
+        "module"
+    ]
     stem = row(audit, "_conv_stem")  # TF SAME built for 224: (0, 1), all read on an even input
     assert sides(stem, SIDES) == (0, 1, 0, 1) and sides(stem, EFFECTIVE) == (0, 1, 0, 1) and stem["uneven"]
     uneven = audit.filter("uneven")

@@ -20,7 +20,9 @@ from pan.padding import ChannelPaddedConv2d, with_reflect_padding, zero_padding 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}  # float64 throughout
 
 
-def hand_built(conv: nn.Conv2d, x: Tensor, pads: tuple[int, ...], mode: str, weight: Tensor | None = None) -> Tensor:
+def hand_built(
+    conv: nn.Conv2d, x: Tensor, pads: tuple[int, ...], mode: str, weight: Tensor | None = None
+) -> Tensor:
     """F.pad by ``pads`` (zeros or reflect), then a plain F.conv2d with padding 0."""
     padded = F.pad(x, pads, mode="reflect") if mode == "reflect" else F.pad(x, pads)
     weight = conv.weight if weight is None else weight
@@ -50,7 +52,9 @@ SAME_CASES = [  # kernel, stride, dilation, groups, input (height, width)
 @pytest.mark.parametrize("kernel, stride, dilation, groups, size", SAME_CASES)
 def test_conv2d_same_matches_hand_built_convs(kernel, stride, dilation, groups, size) -> None:
     torch.manual_seed(0)
-    conv = Conv2dSame(8, 8, kernel, stride=stride, dilation=dilation, groups=groups, bias=True).double().eval()
+    conv = (
+        Conv2dSame(8, 8, kernel, stride=stride, dilation=dilation, groups=groups, bias=True).double().eval()
+    )
     x = torch.randn(2, 8, *size, dtype=torch.float64)
     pads = tuple(pad_same_arg(list(size), conv.kernel_size, conv.stride, conv.dilation))
     assert zero_padding(conv, input_size=size) == pads
@@ -58,9 +62,7 @@ def test_conv2d_same_matches_hand_built_convs(kernel, stride, dilation, groups, 
     reflect = hand_built(conv, x, pads, "reflect")
     torch.testing.assert_close(ChannelPaddedConv2d(conv, range(8))(x), reflect, **TIGHT)
     some = [1, 6]
-    torch.testing.assert_close(
-        ChannelPaddedConv2d(conv, some)(x), picked(reflect, conv(x), some), **TIGHT
-    )
+    torch.testing.assert_close(ChannelPaddedConv2d(conv, some)(x), picked(reflect, conv(x), some), **TIGHT)
     assert torch.equal(ChannelPaddedConv2d(conv, [])(x), conv(x))
 
 
@@ -100,7 +102,9 @@ def test_weight_standardised_convs_reflect_with_their_own_weight(same: bool) -> 
     unpadded.padding, unpadded.same_pad = (0, 0), False
     reflect = unpadded(F.pad(x, pads, mode="reflect"))
     torch.testing.assert_close(ChannelPaddedConv2d(conv, range(6))(x), reflect, **TIGHT)
-    torch.testing.assert_close(ChannelPaddedConv2d(conv, [2, 5])(x), picked(reflect, conv(x), [2, 5]), **TIGHT)
+    torch.testing.assert_close(
+        ChannelPaddedConv2d(conv, [2, 5])(x), picked(reflect, conv(x), [2, 5]), **TIGHT
+    )
 
 
 def test_unknown_conv_forward_is_rejected() -> None:
@@ -120,14 +124,18 @@ def test_pad_module_before_a_conv_is_folded_into_it(pad_module: nn.Module, conv_
     net = nn.Sequential(pad_module, conv).double().eval()
     x = torch.randn(2, 3, 9, 10, dtype=torch.float64)
     padded_size = tuple(net[0](x).shape[-2:])
-    pads = tuple(a + b for a, b in zip(pad_module.padding, zero_padding(conv, input_size=padded_size)))
+    pads = tuple(
+        a + b for a, b in zip(pad_module.padding, zero_padding(conv, input_size=padded_size), strict=True)
+    )
     reflect = hand_built(conv, x, pads, "reflect")
     zero = hand_built(conv, x, pads, "zeros")
     torch.testing.assert_close(net(x), zero, **TIGHT)
     variant = with_reflect_padding(net)
     assert isinstance(variant[0], nn.Identity) and isinstance(net[0], nn.ConstantPad2d)
     torch.testing.assert_close(variant(x), reflect, **TIGHT)
-    torch.testing.assert_close(with_reflect_padding(net, {"1": [0, 3]})(x), picked(reflect, zero, [0, 3]), **TIGHT)
+    torch.testing.assert_close(
+        with_reflect_padding(net, {"1": [0, 3]})(x), picked(reflect, zero, [0, 3]), **TIGHT
+    )
     assert torch.equal(with_reflect_padding(net, {"1": []})(x), net(x))
 
 
