@@ -185,7 +185,8 @@ def _analysed(model: nn.Module):
 
 
 def _write_atomically(path: Path, write) -> None:
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # Same suffix: torch.export.save warns about archives not named *.pt2.
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(handle)
     try:
         write(tmp)
