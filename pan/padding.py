@@ -65,9 +65,6 @@ try:  # Optional dependency: TF-"SAME" convs that pick their padding from the in
 except ImportError:
     _DYNAMIC_SAME_PADDING_CONVS = ()
 
-_TIMM_CONV_MODULES = ("timm.layers.conv2d_same", "timm.layers.std_conv")
-"""timm modules that define Conv2d subclasses; looked up only once timm is imported."""
-
 _PLAIN_FORWARDS = {nn.Conv2d.forward}
 """Conv forwards that amount to ``F.conv2d(pad(x), conv.weight, ...)``; extended lazily."""
 
@@ -90,9 +87,12 @@ def zero_padding(conv: nn.Conv2d, input_size: tuple[int, int] | None = None) -> 
     Adds the conv's own ``padding`` (integers, tuples, ``'same'`` or ``'valid'``)
     to any explicit zero padding module it runs first (an attribute
     ``static_padding`` holding ``nn.ZeroPad2d``, a zero ``nn.ConstantPad2d`` or
-    an identity, as in EfficientNet's ``Conv2dStaticSamePadding``).
+    an identity, as in EfficientNet's ``Conv2dStaticSamePadding``; the cached ``pad``
+    of timm's ``Conv2dSameExport``).
     ``input_size`` ``(height, width)`` is needed only for convs that compute
-    TF-"SAME" padding from the input at forward time (``Conv2dDynamicSamePadding``).
+    TF-"SAME" padding from the input at forward time (``Conv2dDynamicSamePadding``,
+    timm's ``Conv2dSame``, ``StdConv2dSame`` and ``Conv2dSameExport`` before its first call).
+    A pad module *before* the conv is not the conv's: see :func:`with_reflect_padding`.
 
     Raises:
         ValueError: if ``conv`` does not pad with zeros (``padding_mode`` is not
@@ -120,7 +120,11 @@ def _timm_class(module: str, name: str) -> type | None:
 
 
 def _timm_kind(conv: nn.Module) -> str | None:
-    """Which timm conv ``conv`` is, by exact class: 'same', 'same_export', 'std', 'std_same' or None."""
+    """Which timm conv ``conv`` is: 'same', 'same_export', 'std', 'std_same' or None.
+
+    Looked up in ``sys.modules``: a model holding timm layers has imported timm, and pan
+    never imports it (seconds of start-up) for models that do not.
+    """
     kinds = {
         ("timm.layers.conv2d_same", "Conv2dSame"): "same",
         ("timm.layers.conv2d_same", "Conv2dSameExport"): "same_export",
@@ -442,8 +446,8 @@ def _take_pad_module_before(model: nn.Module, name: str) -> Padding:
     """
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
-    if not isinstance(parent, nn.Sequential):
-        return (0, 0, 0, 0)
+    if not isinstance(parent, nn.Sequential) or type(parent).forward is not nn.Sequential.forward:
+        return (0, 0, 0, 0)  # only a plain Sequential says that the pad module runs right before
     keys = list(parent._modules)
     position = keys.index(child)
     if position == 0 or not is_zero_pad_module(parent._modules[keys[position - 1]]):

@@ -26,7 +26,12 @@ itself (EfficientNet-Lite's ``static_padding``, timm's ``Conv2dSameExport.pad``)
 padding computed from the input size (EfficientNet-Lite's ``Conv2dDynamicSamePadding``,
 timm's ``Conv2dSame``, ``StdConv2dSame`` and pools), and an ``nn.ConstantPad2d``/
 ``nn.ZeroPad2d`` whose output is the layer's input (found by tensor identity, so in any
-forward, not only in ``nn.Sequential``).
+forward, not only in ``nn.Sequential``; the reflect variants of :mod:`pan.padding` fold only
+a pad module that directly precedes the conv in a plain ``nn.Sequential``).
+
+Not audited: 1x1 convs (not analysed, though a strided one can drop pixels too) and timm's
+``CondConv2d`` (no ``Conv2d`` subclass, so not analysed either). timm's ``MixedConv2d`` shows
+up as its member convs (``<name>.0``, ``<name>.1``, ...).
 
 Columns of :func:`padding_audit` (one row per audited layer):
 
