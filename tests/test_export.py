@@ -27,8 +27,8 @@ import importlib.abc, json, sys
 
 class NoPan(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name == "pan" or name.startswith("pan."):
-            raise ImportError("the artefact must load without pan")
+        if name.split(".")[0] in ("pan", "timm", "efficientnet_lite_pytorch"):
+            raise ImportError(f"the artefact must load without pan and the model's library: {name}")
 
 sys.meta_path.insert(0, NoPan())
 import torch
@@ -76,9 +76,24 @@ def lite0() -> nn.Module:
     return EfficientNet.from_name("efficientnet-lite0", num_classes=10).eval()
 
 
+def tiny_timm() -> nn.Module:
+    """timm's TF-"SAME" convs (Conv2dSame where strided) and a MixedConv2d."""
+    from timm.layers import create_conv2d
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        create_conv2d(3, 8, 3, stride=2, padding="same", bias=True),  # Conv2dSame
+        nn.ReLU(),
+        create_conv2d(8, 8, [3, 5], stride=1, padding="same", depthwise=True),  # MixedConv2d
+        create_conv2d(8, 4, 5, stride=2, padding="same"),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    ).eval()
+
+
 # Reflect padding needs maps larger than their padding: at 64x64 EfficientNet-Lite0's last 5x5
 # convs (padding 2) see 2x2 maps, so it is exported at 96x96 (3x3 maps).
-MODELS = {"tiny": (tiny, 32), "lite0": (lite0, 96)}
+MODELS = {"tiny": (tiny, 32), "lite0": (lite0, 96), "timm": (tiny_timm, 24)}
 
 
 def some_channels(model: nn.Module) -> dict[str, list[int]]:
@@ -184,3 +199,21 @@ def test_unknown_layer_fails_before_writing(tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         export_variant(tiny(), {"nope": [0]}, torch.randn(1, 3, 16, 16), tmp_path / "x.pt2")
     assert not list(tmp_path.iterdir())
+
+
+def test_falls_back_to_a_static_batch(tmp_path: Path, monkeypatch) -> None:
+    real_export = torch.export.export
+
+    def no_dynamic_shapes(*args, dynamic_shapes=None, **kwargs):
+        if dynamic_shapes is not None:
+            raise RuntimeError("pretend the batch cannot be dynamic")
+        return real_export(*args, **kwargs)
+
+    monkeypatch.setattr(torch.export, "export", no_dynamic_shapes)
+    example = torch.randn(2, 3, 16, 16)
+    provenance = export_variant(tiny(), None, example, tmp_path / "s.pt2")
+    assert (provenance["dynamic_batch"], provenance["batch_size"]) == (False, 2)
+    program = torch.export.load(tmp_path / "s.pt2").module()
+    program(example)
+    with pytest.raises(Exception):  # noqa: B017 - torch raises its own guard error types
+        program(torch.randn(3, 3, 16, 16))
