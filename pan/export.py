@@ -64,7 +64,16 @@ from pan.padding import _channel_indices, with_reflect_padding
 if TYPE_CHECKING:
     import polars as pl
 
-__all__ = ["PROVENANCE_FILE", "export_labelled_variant", "export_variant", "read_provenance", "sidecar_path"]
+    from pan.models import ModelSpec
+
+__all__ = [
+    "PROVENANCE_FILE",
+    "export_labelled_variant",
+    "export_model_variant",
+    "export_variant",
+    "read_provenance",
+    "sidecar_path",
+]
 
 PROVENANCE_FILE = "pan_provenance.json"
 """Name of the provenance JSON inside the ``.pt2`` file (``torch.export.load(..., extra_files=)``)."""
@@ -230,3 +239,22 @@ def export_labelled_variant(
     if variant == "rand_reflect":
         filled["rand_seed"] = seed
     return export_variant(model, channels, example, path, {**filled, **(metadata or {})})
+
+
+def export_model_variant(
+    spec: ModelSpec, pan_labels: str | Path, variant: str, path: str | Path, seed: int = 0
+) -> dict[str, Any]:
+    """Export ``variant`` of a configured model (its weights, its PAN labels) on the CPU, for an
+    input of the model's own size; the provenance names the model and its source."""
+    from .labelling import read_labels
+    from .models import load_model
+
+    loaded = load_model(spec)
+    example = torch.zeros(1, 3, loaded.input_size, loaded.input_size)
+    source = {
+        k: v for k, v in vars(spec).items() if k in ("source", "builder", "weights", "variant", "checkpoint")
+    }
+    metadata = {"source_model": spec.name, "model_spec": {k: v for k, v in source.items() if v is not None}}
+    return export_labelled_variant(
+        loaded.model, read_labels(pan_labels), variant, example, path, seed=seed, metadata=metadata
+    )

