@@ -17,12 +17,15 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
-from .dumps import MANIFEST, LayerDump, LayerWriters, write_manifest
+from .dumps import MANIFEST, BackgroundWrites, LayerDump, LayerWriters, write_manifest
 from .images import ImageRecord, ImageSpec, image_records
-from .inference import DEFAULT_MICRO_BATCH, pick_device, preprocessed_batches, recording
+from .inference import DEFAULT_MICRO_BATCH, full_float32, pick_device, preprocessed_batches, recording
 from .layers import AnalysedLayer, analysed_layers
 from .logs import image_progress
 from .models import ModelSpec, load_model
+
+PENDING_MICRO_BATCHES = 2
+"""Micro-batches of maps that may wait for the dump's writer thread (memory stays bounded)."""
 
 
 def check_single_calls(model: str, calls: Mapping[str, int]) -> None:
@@ -96,18 +99,23 @@ def dump_module_activations(
     def sink(layer: AnalysedLayer, maps: torch.Tensor) -> None:
         calls[layer.name] += 1
         if calls[layer.name] == 1:  # a second call is refused after the pass, never written
-            writers.write(layer.index, layer.name, layer.kernel_size, maps.float().cpu().numpy())
+            # A copy: the model may change its conv's output in place after the hook (ReLU).
+            values = maps.to("cpu", torch.float32, copy=True).numpy()
+            background.submit(writers.write, layer.index, layer.name, layer.kernel_size, values, first)
 
     writers: LayerWriters | None = None
+    first = 0
+    on_gpu = target.type == "cuda"
     try:
-        with ExitStack() as stack, torch.inference_mode():
+        with ExitStack() as stack, torch.inference_mode(), full_float32():
             writers = LayerWriters(out_dir, stack)
+            background = stack.enter_context(BackgroundWrites(limit=PENDING_MICRO_BATCHES * len(layers)))
             stack.enter_context(recording(layers, sink))
-            for batch in preprocessed_batches(records, transform, micro_batch):
+            for batch in preprocessed_batches(records, transform, micro_batch, pin_memory=on_gpu):
                 calls.clear()
-                net(batch.to(target))
+                net(batch.to(target, non_blocking=on_gpu))
                 check_single_calls(name, calls)
-                writers.first_sample += len(batch)
+                first += len(batch)
                 bar.update(len(batch))
     except BaseException:  # no half-written layer files without a manifest
         for dump in writers.dumps.values() if writers else ():

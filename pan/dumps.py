@@ -14,6 +14,8 @@ This module needs no torch, so reading a dump (KS scoring, figures) starts fast.
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -49,8 +51,17 @@ class LayerWriters:
         self.dumps: dict[str, LayerDump] = {}
         self.first_sample = 0
 
-    def write(self, index: int, name: str, kernel_size: tuple[int, int], maps: np.ndarray) -> None:
-        """Append ``maps`` ``(images, neurons, H, W)`` of layer ``name`` to its file."""
+    def write(
+        self,
+        index: int,
+        name: str,
+        kernel_size: tuple[int, int],
+        maps: np.ndarray,
+        first_sample: int | None = None,
+    ) -> None:
+        """Append ``maps`` ``(images, neurons, H, W)`` of layer ``name`` to its file, as the images
+        ``first_sample, first_sample + 1, ...`` (default :attr:`first_sample`)."""
+        first = self.first_sample if first_sample is None else first_sample
         n, c, h, w = maps.shape
         if name not in self.writers:
             dump = LayerDump(index, name, c, tuple(kernel_size), h, w, f"{name}.parquet")
@@ -80,13 +91,51 @@ class LayerWriters:
             )
             self.dumps[name] = dump
         values = np.ascontiguousarray(maps, dtype=np.float32).reshape(-1)
-        samples = np.repeat(np.arange(self.first_sample, self.first_sample + n, dtype=np.int32), c)
+        samples = np.repeat(np.arange(first, first + n, dtype=np.int32), c)
         neurons = np.tile(np.arange(c, dtype=np.int32), n)
         activation = pa.FixedSizeListArray.from_arrays(pa.array(values), h * w)
         table = pa.Table.from_arrays(
             [pa.array(samples), pa.array(neurons), activation], schema=self.writers[name].schema
         )
         self.writers[name].write_table(table)
+
+
+class BackgroundWrites:
+    """Runs calls on one writer thread, in order, at most ``limit`` waiting: the forward pass goes
+    on while earlier maps are written (pyarrow releases the GIL), and memory stays bounded.
+
+    A failed call is raised by the next :meth:`submit` or on exit; on exit the thread finishes
+    what was submitted first.
+    """
+
+    def __init__(self, limit: int):
+        self.queue: queue.Queue = queue.Queue(maxsize=max(1, limit))
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="pan-dump-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            function, args = item
+            if self.error is None:
+                try:
+                    function(*args)
+                except BaseException as error:  # handed to the submitting thread
+                    self.error = error
+
+    def submit(self, function, *args) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((function, args))
+
+    def __enter__(self) -> BackgroundWrites:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        if kind is None and self.error is not None:
+            raise self.error
 
 
 def write_manifest(dump_dir: Path, model: str, dumps: Sequence[LayerDump], records: Sequence) -> None:

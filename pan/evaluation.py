@@ -18,7 +18,7 @@ import torch
 
 from .classes import check_eval_labels, class_indices
 from .images import ImageSpec, image_records
-from .inference import DEFAULT_MICRO_BATCH, pick_device, preprocessed_batches
+from .inference import DEFAULT_MICRO_BATCH, full_float32, pick_device, preprocessed_batches
 from .logits import LogitWriter
 from .logs import image_progress
 from .models import ModelSpec, load_model
@@ -56,11 +56,12 @@ def evaluate_variants(
     labels = [r.label for r in records]
     truth: list[int | None] | None = None
     bar = image_progress(len(records), f"evaluate {model.name}", progress)
-    with ExitStack() as stack, torch.inference_mode():
+    on_gpu = target.type == "cuda"
+    with ExitStack() as stack, torch.inference_mode(), full_float32():
         writers: dict[str, LogitWriter] = {}
         first = 0
-        for batch in preprocessed_batches(records, loaded.transform, micro_batch):
-            batch = batch.to(target)
+        for batch in preprocessed_batches(records, loaded.transform, micro_batch, pin_memory=on_gpu):
+            batch = batch.to(target, non_blocking=on_gpu)
             logits = {
                 name: output_logits(variant(batch), model.output, model=model.name).float().cpu().numpy()
                 for name, variant in variants.items()

@@ -1,13 +1,23 @@
-"""Inference helpers shared by every forward pass of pan: device, batches of images, hooks.
+"""Inference helpers shared by every forward pass of pan: device, precision, batches, hooks.
 
 The activation dump (§3), the variant evaluation (§4), the PAN cards and the Python API all
-run models through these, so every forward pass picks its device, preprocesses images and
-records layer outputs the same way.
+run models through these, so every forward pass picks its device, keeps float32 exact,
+preprocesses images and records layer outputs the same way:
+
+- :func:`full_float32`: CUDA computes float32 convolutions and matmuls in TF32 by default, so
+  activations and labels would depend on the machine; within pan's forward passes they run
+  in full float32, and the user's setting comes back afterwards.
+- :func:`preprocessed_batches`: images are decoded and preprocessed by a few threads (PIL
+  and torchvision release the GIL), in order, a bounded number of micro-batches ahead, into
+  pinned memory when they go to a GPU.
 """
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +28,15 @@ if TYPE_CHECKING:  # torch loads on first use: reading the config must not cost 
 
 DEFAULT_MICRO_BATCH = 16
 """Images per forward pass: memory grows with it, results do not depend on it."""
+PREFETCH_BATCHES = 2
+"""Micro-batches decoded ahead of the forward pass: memory stays bounded by a few of them."""
+
+
+def decode_workers() -> int:
+    """Threads that decode and preprocess images: the cores there are, at most 8."""
+    return max(
+        1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    )
 
 
 def pick_device(preference: str = "auto") -> torch.device:
@@ -29,16 +48,54 @@ def pick_device(preference: str = "auto") -> torch.device:
     return torch.device(preference)
 
 
-def preprocessed_batches(
-    images: Sequence[Any], transform: Callable[[Any], torch.Tensor], micro_batch: int
-) -> Iterator[torch.Tensor]:
-    """Load (``.load()`` of an image record, or the image itself) and preprocess ``images`` with
-    ``transform``, ``micro_batch`` at a time, in order."""
+@contextmanager
+def full_float32() -> Iterator[None]:
+    """Within the block, float32 convolutions and matmuls on CUDA run in full float32 (no TF32);
+    the previous settings are restored on exit, also when the block raises."""
     import torch
 
-    for start in range(0, len(images), micro_batch):
-        chunk = images[start : start + micro_batch]
-        yield torch.stack([transform(image.load() if hasattr(image, "load") else image) for image in chunk])
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    saved = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = saved
+
+
+def preprocessed_batches(
+    images: Sequence[Any],
+    transform: Callable[[Any], torch.Tensor],
+    micro_batch: int,
+    workers: int | None = None,
+    pin_memory: bool = False,
+) -> Iterator[torch.Tensor]:
+    """Load (``.load()`` of an image record, or the image itself) and preprocess ``images`` with
+    ``transform``, ``micro_batch`` at a time, in order; ``workers`` threads (default
+    :func:`decode_workers`) work up to :data:`PREFETCH_BATCHES` micro-batches ahead."""
+    import torch
+
+    def prepared(image: Any) -> torch.Tensor:
+        return transform(image.load() if hasattr(image, "load") else image)
+
+    def stacked(tensors: list[torch.Tensor]) -> torch.Tensor:
+        batch = torch.stack(tensors)
+        return batch.pin_memory() if pin_memory else batch
+
+    chunks = [images[start : start + micro_batch] for start in range(0, len(images), micro_batch)]
+    workers = workers or decode_workers()
+    if workers == 1:
+        for chunk in chunks:
+            yield stacked([prepared(image) for image in chunk])
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="pan-decode") as pool:
+        pending: deque[list] = deque()
+        for chunk in chunks:
+            pending.append([pool.submit(prepared, image) for image in chunk])
+            if len(pending) > PREFETCH_BATCHES:
+                yield stacked([future.result() for future in pending.popleft()])
+        while pending:
+            yield stacked([future.result() for future in pending.popleft()])
 
 
 @contextmanager
@@ -82,7 +139,7 @@ def layer_outputs(
         captured.append(maps.float().cpu())
         raise LayerReached
 
-    with torch.inference_mode(), recording([layer], keep_and_stop):
+    with torch.inference_mode(), full_float32(), recording([layer], keep_and_stop):
         for batch in batches:
             try:
                 model(batch.to(device))
