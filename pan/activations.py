@@ -23,6 +23,7 @@ from .inference import DEFAULT_MICRO_BATCH, full_float32, pick_device, preproces
 from .layers import AnalysedLayer, analysed_layers
 from .logs import image_progress
 from .models import ModelSpec, load_model
+from .padding import layer_padding
 
 PENDING_MICRO_BATCHES = 2
 """Micro-batches of maps that may wait for the dump's writer thread (memory stays bounded)."""
@@ -108,7 +109,8 @@ def dump_module_activations(
     on_gpu = target.type == "cuda"
     try:
         with ExitStack() as stack, torch.inference_mode(), full_float32():
-            writers = LayerWriters(out_dir, stack)
+            paddings = {layer.name: layer_padding(net, layer.name) for layer in layers}
+            writers = LayerWriters(out_dir, stack, paddings)
             background = stack.enter_context(BackgroundWrites(limit=PENDING_MICRO_BATCHES * len(layers)))
             stack.enter_context(recording(layers, sink))
             for batch in preprocessed_batches(records, transform, micro_batch, pin_memory=on_gpu):

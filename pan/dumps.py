@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -40,13 +40,17 @@ class LayerDump:
     height: int
     width: int
     file: str
+    padding: str = "zeros"
+    """What the conv pads its input with (:func:`pan.padding.layer_padding`)."""
 
 
 class LayerWriters:
     """Opens one Parquet writer per layer on its first batch and appends row groups."""
 
-    def __init__(self, out_dir: Path, stack: ExitStack):
-        self.out_dir, self.stack = out_dir, stack
+    def __init__(self, out_dir: Path, stack: ExitStack, paddings: Mapping[str, str] | None = None):
+        self.out_dir = out_dir
+        self.paddings = dict(paddings or {})
+        stack.callback(self.close)  # after whatever enters ``stack`` later (a writer thread)
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.dumps: dict[str, LayerDump] = {}
         self.first_sample = 0
@@ -64,13 +68,15 @@ class LayerWriters:
         first = self.first_sample if first_sample is None else first_sample
         n, c, h, w = maps.shape
         if name not in self.writers:
-            dump = LayerDump(index, name, c, tuple(kernel_size), h, w, f"{name}.parquet")
+            padding = self.paddings.get(name, "zeros")
+            dump = LayerDump(index, name, c, tuple(kernel_size), h, w, f"{name}.parquet", padding)
             meta = {
                 "height": str(h),
                 "width": str(w),
                 "neurons": str(c),
                 "layer": name,
                 "layer_index": str(index),
+                "padding": padding,
             }
             schema = pa.schema(
                 [
@@ -80,14 +86,12 @@ class LayerWriters:
                 ],
                 metadata=meta,
             )
-            self.writers[name] = self.stack.enter_context(
-                pq.ParquetWriter(
-                    self.out_dir / dump.file,
-                    schema,
-                    compression="none",
-                    use_dictionary=False,
-                    write_statistics=False,
-                )
+            self.writers[name] = pq.ParquetWriter(
+                self.out_dir / dump.file,
+                schema,
+                compression="none",
+                use_dictionary=False,
+                write_statistics=False,
             )
             self.dumps[name] = dump
         values = np.ascontiguousarray(maps, dtype=np.float32).reshape(-1)
@@ -98,6 +102,11 @@ class LayerWriters:
             [pa.array(samples), pa.array(neurons), activation], schema=self.writers[name].schema
         )
         self.writers[name].write_table(table)
+
+    def close(self) -> None:
+        """Close every layer's file."""
+        for writer in self.writers.values():
+            writer.close()
 
 
 class BackgroundWrites:

@@ -40,7 +40,9 @@ def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
     """One row per neuron from a KS table (one row per neuron x border, see :mod:`pan.scoring`).
 
     Columns: ``layer, layer_index, neuron``, per border ``b``: ``ks_b, edge_b, pan_b``, then
-    ``is_edge_detector, is_pan, pan_type, theta``. NaN statistics (maps below 3x3) never pass.
+    ``is_edge_detector, is_pan, pan_type, theta, layer_padding`` (what the layer's conv pads
+    with; a PAN in a layer that does not pad with zeros can only be downstream). NaN statistics
+    (maps below 3x3) never pass.
 
     Example (relabel a model's KS tables at another theta, no model rerun)::
 
@@ -54,9 +56,11 @@ def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
         edge=pl.col("ks").fill_nan(0.0) > theta,
         truncated=(pl.col("ks_plus").fill_nan(0.0) > theta) | (pl.col("ks_minus").fill_nan(0.0) > theta),
     ).with_columns(pan=pl.col("edge") & pl.col("truncated"))
+    if "layer_padding" not in scored.columns:  # KS tables scored without it: zero padding
+        scored = scored.with_columns(layer_padding=pl.lit("zeros"))
     wide = scored.pivot(
         on="border",
-        index=["layer", "layer_index", "neuron"],
+        index=["layer", "layer_index", "neuron", "layer_padding"],
         values=["ks", "edge", "pan"],
         separator="_",
     )
@@ -74,6 +78,7 @@ def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
             *[pl.col(f"ks_{b}") for b in BORDERS],
             *[pl.col(f"edge_{b}") for b in BORDERS],
             *[pl.col(f"pan_{b}") for b in BORDERS],
+            "layer_padding",
         )
         .with_columns(
             is_edge_detector=pl.any_horizontal(*[f"edge_{b}" for b in BORDERS]),
@@ -81,6 +86,7 @@ def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
             pan_type=pan_type,
             theta=pl.lit(theta),
         )
+        .select(pl.exclude("layer_padding"), "layer_padding")
         .sort("layer_index", "neuron")
     )
 

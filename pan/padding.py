@@ -16,9 +16,10 @@ for the selected channels only (:class:`ChannelPaddedConv2d`).
 :func:`with_reflect_padding` builds such a variant from a model without copying
 any weights.
 
-A convolution whose ``padding_mode`` is not ``'zeros'`` is rejected with a
-``ValueError``: it has no zero padding to replace, and silently treating it as
-unpadded would hide a model that is not what the experiment assumes.
+A convolution whose ``padding_mode`` is not ``'zeros'`` (reflect, replicate, circular)
+has no zero padding to replace: every variant leaves it as it is, and
+:func:`layer_padding` names what it pads with, so its neurons, which cannot see zero
+padding, can only be downstream PANs. :class:`ChannelPaddedConv2d` itself refuses one.
 
 Zero padding comes in several forms, all treated alike (:func:`zero_padding`):
 
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 import sys
 from collections.abc import Iterable, Mapping
 
@@ -432,6 +434,9 @@ def with_reflect_padding(
     variant = copy.deepcopy(model, memo={id(tensor): tensor for tensor in shared_tensors})
     for name, layer_channels in selection.items():
         conv = variant.get_submodule(name)
+        if conv.padding_mode != "zeros":  # no zero padding to replace: left as it is
+            logging.info("layer %s pads with %s, not zeros: left as it is", name, conv.padding_mode)
+            continue
         reflect_channels = _channel_indices(layer_channels, conv.out_channels)
         if reflect_channels.numel():
             input_padding = _take_pad_module_before(variant, name)
@@ -439,19 +444,40 @@ def with_reflect_padding(
     return variant
 
 
+def layer_padding(model: nn.Module, name: str) -> str:
+    """What the analysed conv ``name`` of ``model`` pads its input with: ``"zeros"`` (its own
+    padding, a pad module run by it or right before it, or TF "SAME" padding), ``"none"`` (no
+    padding at all), or its ``padding_mode`` (``"reflect"``, ``"replicate"``, ``"circular"``)."""
+    conv = model.get_submodule(name)
+    if conv.padding_mode != "zeros":
+        return conv.padding_mode
+    if _padding_depends_on_input(conv) or any(zero_padding(conv)) or any(_pad_module_before(model, name)):
+        return "zeros"
+    return "none"
+
+
+def _pad_module_before(model: nn.Module, name: str) -> Padding:
+    """The padding of a zero pad module right before ``name`` in a plain ``nn.Sequential``."""
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    if not isinstance(parent, nn.Sequential) or type(parent).forward is not nn.Sequential.forward:
+        return (0, 0, 0, 0)
+    keys = list(parent._modules)
+    position = keys.index(child)
+    if position == 0 or not is_zero_pad_module(parent._modules[keys[position - 1]]):
+        return (0, 0, 0, 0)
+    return tuple(parent._modules[keys[position - 1]].padding)
+
+
 def _take_pad_module_before(model: nn.Module, name: str) -> Padding:
     """Replace a zero pad module right before ``name`` in its ``nn.Sequential`` by an identity.
 
     Returns the padding it applied, ``(0, 0, 0, 0)`` when there is none.
     """
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    if not isinstance(parent, nn.Sequential) or type(parent).forward is not nn.Sequential.forward:
-        return (0, 0, 0, 0)  # only a plain Sequential says that the pad module runs right before
-    keys = list(parent._modules)
-    position = keys.index(child)
-    if position == 0 or not is_zero_pad_module(parent._modules[keys[position - 1]]):
-        return (0, 0, 0, 0)
-    padding = tuple(parent._modules[keys[position - 1]].padding)
-    parent._modules[keys[position - 1]] = nn.Identity()
+    padding = _pad_module_before(model, name)
+    if any(padding):
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        keys = list(parent._modules)
+        parent._modules[keys[keys.index(child) - 1]] = nn.Identity()
     return padding

@@ -1,7 +1,9 @@
 """Per-layer KS scoring: every neuron x border of one activation dump (no threshold here).
 
 ``results/ks/{model}/{layer}.parquet`` has the columns of :data:`KS_SCHEMA`, one row per
-neuron and border; :func:`read_ks_tables` reads a model's layers back as one table.
+neuron and border, and ``layer_padding`` (what the layer's conv pads with: ``zeros``, ``none``,
+``reflect``, ...; see :func:`pan.padding.layer_padding`); :func:`read_ks_tables` reads a
+model's layers back as one table.
 """
 
 from __future__ import annotations
@@ -94,5 +96,7 @@ def score_layer(dump: str | Path, out: str | Path) -> pa.Table:
     maps = read_feature_maps(dump)
     check_finite(maps, meta["layer"])
     table = score_maps(maps, meta["layer"], int(meta["layer_index"]))
+    padding = pa.array([meta.get("padding", "zeros")] * table.num_rows, pa.string())
+    table = table.append_column("layer_padding", padding)
     pq.write_table(table, out)
     return table

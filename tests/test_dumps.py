@@ -56,6 +56,7 @@ def test_a_valid_dump_reads_back(dump_dir):
         "neurons": "2",
         "layer": "conv1",
         "layer_index": "0",
+        "padding": "zeros",
     }
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from pan.layers import analysed_layers
-from pan.padding import ChannelPaddedConv2d, with_reflect_padding, zero_padding
+from pan.padding import ChannelPaddedConv2d, layer_padding, with_reflect_padding, zero_padding
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}  # float64 throughout
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
@@ -354,3 +354,34 @@ def test_zero_pad_module_before_a_conv_is_reflected_too() -> None:
     assert torch.equal(with_reflect_padding(block, {"1": []})(x), block(x))
     assert isinstance(block[0], nn.ZeroPad2d)  # the original keeps its pad module
     assert "input_padding=(0, 1, 0, 1)" in repr(with_reflect_padding(block))
+
+
+class PadsEveryWay(nn.Module):
+    """A zero-padded conv, then one padding with reflect, then one without any padding."""
+
+    def __init__(self):
+        super().__init__()
+        self.zeros = nn.Conv2d(3, 4, 3, padding=1)
+        self.reflect = nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect")
+        self.valid = nn.Conv2d(4, 4, 3)
+        self.pad_before = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(4, 2, 3))
+
+    def forward(self, x):
+        return self.pad_before(self.valid(self.reflect(self.zeros(x))))
+
+
+def test_layer_padding_names_what_each_conv_pads_with():
+    net = PadsEveryWay()
+    names = ["zeros", "reflect", "valid", "pad_before.1"]
+    assert [layer_padding(net, name) for name in names] == ["zeros", "reflect", "none", "zeros"]
+
+
+def test_every_variant_leaves_a_conv_that_pads_with_reflect_as_it_is():
+    net = PadsEveryWay().eval()
+    x = torch.rand(2, 3, 12, 12)
+    reflect = with_reflect_padding(net)
+    assert isinstance(reflect.reflect, nn.Conv2d) and not isinstance(reflect.zeros, nn.Conv2d)
+    some = with_reflect_padding(net, {"reflect": [0, 1], "zeros": [2]})
+    assert isinstance(some.reflect, nn.Conv2d)
+    with torch.no_grad():
+        assert reflect(x).shape == some(x).shape == net(x).shape
