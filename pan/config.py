@@ -196,9 +196,3 @@ def checked_eval_images(spec: ImageSpec) -> ImageSpec:
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(f"invalid config: eval_images: {error}") from error
     return spec
-
-
-def activation_mem_mb(spec: ModelSpec, micro_batch: int) -> int:
-    """A memory request (MB) for an activation dump job: interpreter and model, plus maps."""
-    per_image = 4 * ((spec.input_size or 224) / 224) ** 2 if spec.source == "python" else 40
-    return int(1500 + micro_batch * per_image)

@@ -1,4 +1,19 @@
+rule layer_shapes:
+    output:
+        "results/shapes/{model}.json",
+    params:
+        model=lambda wildcards: SETTINGS.models[wildcards.model],
+    log:
+        "results/logs/shapes/{model}.log",
+    conda:
+        "../envs/pan.yaml"
+    script:
+        "../scripts/layer_shapes.py"
+
+
 checkpoint activations:
+    input:
+        shapes="results/shapes/{model}.json",
     output:
         directory("results/activations/{model}"),
     params:

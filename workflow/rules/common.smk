@@ -2,7 +2,9 @@ import re
 
 from snakemake.utils import validate
 
-from pan.config import activation_mem_mb, checked_eval_images, load_settings, reject_unknown_keys
+from pan.config import checked_eval_images, load_settings, reject_unknown_keys
+from pan.resources import dump_mem_mb as forward_mem_mb
+from pan.resources import ks_job_mem_mb, read_layer_shapes
 
 
 # Before any job: unknown keys (with the closest known one), the schema, then files and folders.
@@ -37,9 +39,10 @@ def ks_tables(wildcards):
     )
 
 
-def dump_mem_mb(wildcards, attempt):
-    """Memory request (MB) of a forward-pass job, from the model and the micro-batch."""
-    return activation_mem_mb(SETTINGS.models[wildcards.model], SETTINGS.micro_batch) * attempt
+def dump_mem_mb(wildcards, input, attempt):
+    """Memory request (MB) of a forward-pass job, from the model's layer shapes (input ``shapes``)
+    and the micro-batch."""
+    return forward_mem_mb(read_layer_shapes(input.shapes), SETTINGS.micro_batch) * attempt
 
 
 def evaluation_input(wildcards):
@@ -64,7 +67,7 @@ def neuron_figure_inputs(wildcards):
     """A neuron figure reads the activation dump, plus the selection for ranked slots only."""
     from pan.selection import is_ranked_slot
 
-    inputs = {"dump": f"results/activations/{wildcards.model}"}
+    inputs = {"dump": f"results/activations/{wildcards.model}", "shapes": f"results/shapes/{wildcards.model}.json"}
     if is_ranked_slot(wildcards.slot):
         inputs["selection"] = f"results/figures/{wildcards.model}/neurons.csv"
     return inputs

@@ -9,7 +9,7 @@ rule ks_layer:
         "results/benchmarks/ks/{model}/{layer}.tsv"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 1500 * attempt,
+        mem_mb=lambda wildcards, input, attempt: ks_job_mem_mb(input[0]) * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     conda:
         "../envs/pan.yaml"

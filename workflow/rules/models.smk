@@ -23,7 +23,8 @@ rule padding_audit:
 
 rule export_variant:
     input:
-        "results/pans/{model}.parquet",
+        labels="results/pans/{model}.parquet",
+        shapes="results/shapes/{model}.json",
     output:
         model="results/models/{model}_{variant}.pt2",
         provenance="results/models/{model}_{variant}.json",

@@ -4,7 +4,7 @@ from pan.logs import log_to
 with log_to(snakemake.log[0]):
     export_model_variant(
         snakemake.params.model,
-        snakemake.input[0],
+        snakemake.input.labels,
         snakemake.wildcards.variant,
         snakemake.output.model,
         seed=snakemake.params.rand_seed,

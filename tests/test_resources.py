@@ -1,0 +1,76 @@
+"""Memory requests (pan.resources) against the peaks the jobs really reach."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pan.models import ModelSpec
+from pan.resources import dump_mem_mb, ks_job_mem_mb, layer_shapes
+
+REPO = Path(__file__).resolve().parents[1]
+WIDE_NET = """
+from torch import nn
+
+
+def build():  # three wide layers at full resolution: the maps, not the weights, fill memory
+    return nn.Sequential(
+        nn.Conv2d(3, 48, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(48, 48, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(48, 48, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(48, 2),
+    )
+"""
+
+
+def peak_mb(code: str, cwd: Path) -> float:
+    """Peak resident memory (MB) of ``code`` run in a fresh interpreter, as a job would be."""
+    probe = (
+        code + "\nimport resource; print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1000)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)}
+    )
+    assert result.returncode == 0, result.stderr
+    return float(result.stdout.split("PEAK")[-1])
+
+
+def test_a_ks_job_asks_for_at_least_its_peak_and_not_much_more(tmp_path):
+    from contextlib import ExitStack
+
+    from pan.dumps import LayerWriters
+
+    maps = np.random.default_rng(0).normal(size=(64, 24, 96, 96)).astype(np.float32)  # 57 MB
+    with ExitStack() as stack:
+        LayerWriters(tmp_path, stack).write(0, "conv", (3, 3), maps)
+    peak = peak_mb("from pan.scoring import score_layer; score_layer('conv.parquet', 'ks.parquet')", tmp_path)
+    request = ks_job_mem_mb(tmp_path / "conv.parquet")
+    assert peak <= request <= 2 * peak + 200, (peak, request)
+
+
+@pytest.mark.parametrize("micro_batch", [4, 16])
+def test_a_dump_asks_for_at_least_its_peak_and_not_much_more(tmp_path, micro_batch):
+    (tmp_path / "wide_net.py").write_text(WIDE_NET)
+    spec = ModelSpec(
+        "wide", "python", builder=str(tmp_path / "wide_net.py:build"), input_size=160, resize_size=160
+    )
+    request = dump_mem_mb(layer_shapes(spec), micro_batch)
+    (tmp_path / "images").mkdir()
+    from conftest import write_images
+
+    write_images(tmp_path / "images", 32)
+    code = (
+        "from pan.activations import dump_activations; from pan.images import ImageSpec; "
+        "from pan.models import ModelSpec; import io; "
+        f"spec = ModelSpec('wide', 'python', builder={str(tmp_path / 'wide_net.py:build')!r}, "
+        "input_size=160, resize_size=160); "
+        f"dump_activations(spec, ImageSpec('folder', 'images', 32, 0), 'dump', micro_batch={micro_batch}, "
+        "device='cpu', progress=io.StringIO())"
+    )
+    peak = peak_mb(code, tmp_path)
+    assert json.loads((tmp_path / "dump/manifest.json").read_text())["layers"][0]["height"] == 160
+    assert peak <= request <= 2 * peak + 300, (peak, request)
