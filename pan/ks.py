@@ -7,35 +7,43 @@ For one neuron and one border (paper §3.1-3.2), with ``k`` the number of border
 - ``KS-`` = ``ks_2samp(border, bottom_k(centre), alternative="greater")``.
 
 The statistics equal :func:`scipy.stats.ks_2samp` to the last bit (up to scipy's rounding
-to a multiple of ``1/lcm(n1, n2)`` in its exact mode), but every neuron of a layer is scored
-with a handful of array operations instead of a per-neuron loop:
+to a multiple of ``1/lcm(n1, n2)`` in its exact mode), but no neuron is scored by a call to
+scipy:
 
-1. Each neuron's values are sorted (one row-wise ``np.sort``) and become ``uint64`` keys whose
-   high 32 bits are the neuron index and low 32 bits an order-preserving image of the value:
-   one globally sorted array, so one ``np.searchsorted`` counts, for each border value of
-   every neuron, the centre values of the same neuron below it.
+1. Each neuron's values are sorted (one row-wise ``np.sort`` of float32) and become ``int32``
+   keys that order like the values, with -0.0 and 0.0 one key (they tie, as in scipy). For
+   each border value, one ``np.searchsorted`` in its neuron's sorted centre keys counts the
+   centre values ``<`` it; only where the centre holds the value itself (a tie) does a second
+   search count those ``<=`` it.
 2. scipy takes the largest and the smallest difference of the two empirical CDFs over the
    pooled sample. The largest is reached at a border value, the smallest just below one (or
    is 0), so both are found from the border values alone. With the border sorted, the
    ``i``-th value (0-based) has at most ``i + 1`` border values ``<=`` it and at least ``i``
    ``<`` it, with equality at the last and the first of a run of ties: exactly where each
-   extreme of the run lies. Counts are exact integers and CDFs are ``count / n``, as in scipy.
+   extreme of the run lies. Counts are exact integers and CDFs are ``count / n`` in float64,
+   as in scipy.
 3. Counts against the truncated centres follow from the full counts: the top ``k`` values hold
    ``max(count - (n_centre - k), 0)`` of the values below a point, the bottom ``k`` values
    ``min(count, k)``.
+
+Counts are integers whatever the search method, so any backend that sorts and counts the
+same way and does the float64 arithmetic of step 2-3 gives the same statistics bit for bit
+(:mod:`pan.ks_torch` does it with torch, on a GPU).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-_SIGN = np.uint32(0x80000000)
+_MAGNITUDE = np.int32(0x7FFFFFFF)
+_ROW_LOOP = 4096  # rows at least this long get their keys row by row
 
 
 class SortedSamples:
-    """One sample per neuron, stored as sorted neuron-tagged keys (see module docstring)."""
+    """One sample per neuron, stored as row-wise sorted ``int32`` keys (see module docstring)."""
 
     def __init__(self, values: np.ndarray, overwrite: bool = False):
         """``overwrite=True`` lets a float32 ``values`` array be sorted in place (no copy)."""
@@ -43,29 +51,22 @@ class SortedSamples:
         if values.ndim != 2:
             raise ValueError(f"expected (neurons, values), got shape {values.shape}")
         self.neurons, self.size = values.shape
-        # Sorting float32 rows is SIMD-fast; the keys of sorted rows come out globally sorted.
         ordered = _as_float32(values)
-        if ordered is values and not overwrite:
+        if ordered is values and not (overwrite and values.flags.c_contiguous):
             ordered = ordered.copy()
-        ordered.sort(axis=1)
+        ordered = np.ascontiguousarray(ordered)
+        ordered.sort(axis=1)  # SIMD-fast on float32 rows
         if self.size and np.isnan(ordered[:, -1]).any():  # NaNs sort last
             raise ValueError("samples contain NaN; KS statistics are undefined")
-        keys = _order_keys(ordered).astype(np.uint64)
-        keys |= np.arange(self.neurons, dtype=np.uint64)[:, None] << np.uint64(32)
-        self.keys = keys.ravel()
+        self.keys = _order_keys(ordered)
 
     def counts_below(self, other: SortedSamples) -> tuple[np.ndarray, np.ndarray]:
         """For every value of ``other`` (same neurons), how many values of its neuron here are
         ``<=`` and ``<`` it: two ``(neurons, other.size)`` arrays in ``other``'s order."""
-        keys = other.keys
-        below = np.searchsorted(self.keys, keys, side="left")
-        at_most = below.copy()
-        if len(self.keys):  # a second search only for keys that this sample holds too (ties)
-            tied = np.flatnonzero(self.keys[np.minimum(below, len(self.keys) - 1)] == keys)
-            at_most[tied] = np.searchsorted(self.keys, keys[tied], side="right")
-        offsets = np.arange(self.neurons, dtype=np.int64)[:, None] * self.size
-        shape = (self.neurons, -1)
-        return at_most.reshape(shape) - offsets, below.reshape(shape) - offsets
+        if self.size == 0:
+            empty = np.zeros((other.neurons, other.size), dtype=np.int64)
+            return empty, empty.copy()
+        return _counts(self.keys, other.keys)
 
 
 def _as_float32(values: np.ndarray) -> np.ndarray:
@@ -78,20 +79,55 @@ def _as_float32(values: np.ndarray) -> np.ndarray:
     return single
 
 
-def _order_keys(values: np.ndarray) -> np.ndarray:
-    """``uint32`` keys that order like the float32 ``values``, ties kept as ties.
+def _order_keys(ordered: np.ndarray) -> np.ndarray:
+    """``int32`` keys that order like the row-wise sorted float32 ``ordered``, ties kept as
+    ties. Works in place: ``ordered`` is consumed.
 
-    -0.0 becomes +0.0 first (they tie, as in scipy). IEEE-754: flipping every bit of a
-    negative and the sign bit of a positive orders as unsigned. Works in place: ``values``
-    is consumed.
+    IEEE-754: the bits of a float read as a signed integer order the positives right and the
+    negatives backwards; flipping the magnitude bits of the negatives turns them round. -0.0
+    becomes 0.0 first (they tie, as in scipy).
     """
-    values += np.float32(0.0)
-    bits = values.view(np.uint32)
-    flip = bits >> np.uint32(31)  # 1 for negatives
-    np.negative(flip, out=flip)  # 0xFFFFFFFF for negatives, 0 otherwise
-    flip |= _SIGN
-    bits ^= flip
+    bits = ordered.view(np.int32)
+    if ordered.shape[1] < _ROW_LOOP:  # short rows (borders): a few whole-array passes
+        ordered += np.float32(0.0)  # -0.0 + 0.0 is 0.0
+        flip = bits >> 31  # -1 for negatives, 0 otherwise
+        flip &= _MAGNITUDE
+        bits ^= flip
+        return bits
+    # Long rows (centres): the negatives are a prefix of a sorted row and the zeros follow
+    # them, so only those are touched; the zeros' keys all become 0.
+    zero = np.float32(0.0)
+    for row, keys in zip(ordered, bits, strict=True):
+        negatives = row.searchsorted(zero, side="left")
+        if negatives:
+            keys[:negatives] ^= _MAGNITUDE
+        if negatives < len(row) and row[negatives] == zero:
+            keys[negatives : row.searchsorted(zero, side="right")] = 0
     return bits
+
+
+def _counts(centre: np.ndarray, needles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre values ``<=`` and ``<`` each needle, neuron by neuron.
+
+    ``centre`` holds sorted ``int32`` keys ``(neurons, n2 > 0)``, ``needles`` any ``int32``
+    keys ``(neurons, m)``. The second search (``<=``) is made only for the needles that the
+    centre holds too, and once when they are all one value (the zeros of dead units).
+    """
+    neurons, m = needles.shape
+    at_most = np.empty((neurons, m), dtype=np.int64)
+    below = np.empty((neurons, m), dtype=np.int64)
+    for row in range(neurons):
+        keys, values = centre[row], needles[row]
+        lt = keys.searchsorted(values, side="left")
+        below[row] = lt
+        at_most[row] = lt
+        tied = np.flatnonzero(keys.take(lt, mode="clip") == values)
+        if len(tied):
+            tied_values = values[tied]
+            if tied_values.min() == tied_values.max():
+                tied_values = tied_values[0]
+            at_most[row, tied] = keys.searchsorted(tied_values, side="right")
+    return at_most, below
 
 
 @dataclass(frozen=True)
@@ -124,25 +160,42 @@ def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSam
     """
     border = border if isinstance(border, SortedSamples) else SortedSamples(border)
     centre = centre if isinstance(centre, SortedSamples) else SortedSamples(centre)
-    if border.neurons != centre.neurons:
-        raise ValueError(f"{border.neurons} border neurons against {centre.neurons} centre ones")
-    n1, n2 = border.size, centre.size
-    if n2 == 0:
-        nan = np.full(border.neurons, np.nan)
-        return BorderKS(nan, nan.copy(), nan.copy(), n1, n2)
+    return borders_ks([border], centre)[0]
 
+
+def borders_ks(borders: Sequence[SortedSamples], centre: SortedSamples) -> list[BorderKS]:
+    """:func:`border_ks` of several borders against one centre, with one search per neuron."""
+    for border in borders:
+        if border.neurons != centre.neurons:
+            raise ValueError(f"{border.neurons} border neurons against {centre.neurons} centre ones")
+    n2 = centre.size
+    sizes = [border.size for border in borders]
+    if n2 == 0:
+        nan = np.full(centre.neurons, np.nan)
+        return [BorderKS(nan, nan.copy(), nan.copy(), n1, n2) for n1 in sizes]
+    needles = borders[0].keys if len(borders) == 1 else np.concatenate([b.keys for b in borders], axis=1)
+    centre_le, centre_lt = _counts(centre.keys, needles)
+    results, start = [], 0
+    for n1 in sizes:
+        part = slice(start, start + n1)
+        results.append(cdf_statistics(centre_le[:, part], centre_lt[:, part], n1, n2))
+        start += n1
+    return results
+
+
+def cdf_statistics(centre_le: np.ndarray, centre_lt: np.ndarray, n1: int, n2: int) -> BorderKS:
+    """Steps 2-3 of the module docstring: the statistics from the centre counts ``<=`` and ``<``
+    each sorted border value ``(neurons, n1)`` (both arrays are consumed)."""
     # Border CDF at (up to ties, see step 2) and just below each sorted border value.
     x_at, x_below = np.arange(1, n1 + 1) / n1, np.arange(n1) / n1
-    centre_le, centre_lt = centre.counts_below(border)
     k = min(n1, n2)  # the truncated centre cannot be larger than the centre
     cut = n2 - k  # values of the centre below its top k
 
     largest = _largest(x_at, centre_le / n2)
     smallest = _smallest(x_below, centre_lt / n2)
     ks = np.maximum(largest, smallest)  # two-sided
-    np.subtract(centre_lt, cut, out=centre_lt)
-    ks_plus = _smallest(x_below, np.maximum(centre_lt, 0, out=centre_lt) / k)  # "less"
-    ks_minus = _largest(x_at, np.minimum(centre_le, k, out=centre_le) / k)  # "greater"
+    ks_plus = _smallest(x_below, np.maximum(centre_lt - cut, 0) / k)  # "less"
+    ks_minus = _largest(x_at, np.minimum(centre_le, k) / k)  # "greater"
     return BorderKS(ks, ks_plus, ks_minus, n1, n2)
 
 

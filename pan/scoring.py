@@ -4,11 +4,18 @@
 neuron and border, and ``layer_padding`` (what the layer's conv pads with: ``zeros``, ``none``,
 ``reflect``, ...; see :func:`pan.padding.layer_padding`); :func:`read_ks_tables` reads a
 model's layers back as one table.
+
+On the CPU (the default) the layer is cut into cache-sized chunks of neurons scored by a
+small thread pool (numpy releases the GIL while it sorts and searches); no torch is imported.
+``device="cuda"`` (or ``"auto"`` with a GPU present) scores with :mod:`pan.ks_torch` instead,
+to the same bits.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +25,7 @@ import pyarrow.parquet as pq
 
 from .borders import BORDERS, border_samples, centre_samples
 from .dumps import read_dump_metadata, read_feature_maps
-from .ks import SortedSamples, border_ks
+from .ks import BorderKS, SortedSamples, borders_ks
 
 KS_SCHEMA = pa.schema(
     [
@@ -39,18 +46,85 @@ CHUNK_VALUES = 1 << 19
 cache (twice as fast as whole-layer arrays on big layers) and memory is bounded whatever the
 layer."""
 
+MAX_THREADS = 8
+"""At most this many threads score one layer on the CPU (see :func:`default_threads`)."""
 
-def score_maps(maps: np.ndarray, layer: str, layer_index: int) -> pa.Table:
-    """KS, KS+ and KS- of every neuron and border of ``maps`` ``(images, neurons, H, W)``."""
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def default_threads() -> int:
+    """Threads for CPU scoring: ``OMP_NUM_THREADS`` when set (Snakemake sets it to a job's
+    ``threads``), else the CPUs this process may run on; at most :data:`MAX_THREADS`."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    count = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
+    return max(1, min(count, MAX_THREADS))
+
+
+def resolve_device(device: str) -> str:
+    """``"cpu"`` or ``"cuda"``; ``"auto"`` is CUDA when torch sees a GPU (torch is imported
+    only here, and only for ``"cuda"``/``"auto"``)."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise RuntimeError("device='cuda' asked for, but torch sees no CUDA GPU")
+    return "cpu"
+
+
+def score_maps(
+    maps: np.ndarray,
+    layer: str,
+    layer_index: int,
+    device: str = "cpu",
+    threads: int | None = None,
+    memory_bytes: int | None = None,
+) -> pa.Table:
+    """KS, KS+ and KS- of every neuron and border of ``maps`` ``(images, neurons, H, W)``.
+
+    ``device``: ``"cpu"`` (numpy, ``threads`` threads, default :func:`default_threads`),
+    ``"cuda"`` or ``"auto"`` (:mod:`pan.ks_torch`, neurons chunked to fit ``memory_bytes`` of
+    GPU memory, default a share of the free memory). Every device gives the same table.
+    """
+    n, c, h, w = maps.shape
+    if resolve_device(device) == "cuda":
+        from .ks_torch import score_chunks
+
+        chunks = score_chunks(maps, "cuda", memory_bytes)
+    else:
+        chunks = _score_chunks_numpy(np.asarray(maps), threads)
+    return _table(chunks, layer, layer_index)
+
+
+def _score_chunks_numpy(maps: np.ndarray, threads: int | None) -> list[tuple[int, list[BorderKS]]]:
+    """``(first neuron, [T, B, L, R results])`` per chunk of neurons, in neuron order."""
     n, c, h, w = maps.shape
     step = max(1, CHUNK_VALUES // max(1, n * max(h - 2, 0) * max(w - 2, 0)))
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in KS_SCHEMA.names}
-    border_rank: list[np.ndarray] = []
-    for start in range(0, c, step):
+    starts = range(0, c, step)
+
+    def score(start: int) -> tuple[int, list[BorderKS]]:
         chunk = maps[:, start : start + step]
         centre = SortedSamples(centre_samples(chunk), overwrite=True)  # a fresh copy: sort in place
-        for border, values in border_samples(chunk).items():
-            result = border_ks(SortedSamples(values, overwrite=True), centre)
+        borders = [SortedSamples(v, overwrite=True) for v in border_samples(chunk).values()]
+        return start, borders_ks(borders, centre)
+
+    threads = min(threads or default_threads(), len(starts))
+    if threads <= 1:
+        return [score(start) for start in starts]
+    with ThreadPoolExecutor(threads, thread_name_prefix="ks") as pool:
+        return list(pool.map(score, starts))
+
+
+def _table(chunks: list[tuple[int, list[BorderKS]]], layer: str, layer_index: int) -> pa.Table:
+    """The KS table of one layer, rows by neuron, then border T B L R."""
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in KS_SCHEMA.names}
+    border_rank: list[np.ndarray] = []
+    for start, results in chunks:
+        for border, result in zip(BORDERS, results, strict=True):
             size = len(result.ks)
             columns["neuron"].append(np.arange(start, start + size, dtype=np.int32))
             columns["border"].append(np.full(size, border))
@@ -90,12 +164,26 @@ def check_finite(maps: np.ndarray, layer: str) -> None:
         )
 
 
-def score_layer(dump: str | Path, out: str | Path) -> pa.Table:
-    """Score one layer dump (see :mod:`pan.activations`) and write its KS table to ``out``."""
+def score_layer(
+    dump: str | Path,
+    out: str | Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    memory_bytes: int | None = None,
+) -> pa.Table:
+    """Score one layer dump (see :mod:`pan.activations`) and write its KS table to ``out``
+    (arguments after ``out`` as in :func:`score_maps`)."""
     meta = read_dump_metadata(dump)
     maps = read_feature_maps(dump)
     check_finite(maps, meta["layer"])
-    table = score_maps(maps, meta["layer"], int(meta["layer_index"]))
+    table = score_maps(
+        maps,
+        meta["layer"],
+        int(meta["layer_index"]),
+        device=device,
+        threads=threads,
+        memory_bytes=memory_bytes,
+    )
     padding = pa.array([meta.get("padding", "zeros")] * table.num_rows, pa.string())
     table = table.append_column("layer_padding", padding)
     pq.write_table(table, out)
