@@ -50,6 +50,7 @@ MAX_THREADS = 8
 """At most this many threads score one layer on the CPU (see :func:`default_threads`)."""
 
 DEVICES = ("cpu", "cuda", "auto")
+"""Devices of :func:`score_maps`; ``"cuda:N"`` names one GPU."""
 
 
 def default_threads() -> int:
@@ -61,19 +62,19 @@ def default_threads() -> int:
 
 
 def resolve_device(device: str) -> str:
-    """``"cpu"`` or ``"cuda"``; ``"auto"`` is CUDA when torch sees a GPU (torch is imported
-    only here, and only for ``"cuda"``/``"auto"``)."""
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    """``"cpu"`` or a CUDA device (``"cuda"``, ``"cuda:N"``); ``"auto"`` is ``"cuda"`` when
+    torch sees a GPU, else ``"cpu"``. torch is imported only for a device other than ``"cpu"``."""
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise ValueError(f"device must be one of {DEVICES} or 'cuda:N', got {device!r}")
     if device == "cpu":
         return "cpu"
     import torch
 
     if torch.cuda.is_available():
-        return "cuda"
-    if device == "cuda":
-        raise RuntimeError("device='cuda' asked for, but torch sees no CUDA GPU")
-    return "cpu"
+        return "cuda" if device == "auto" else device
+    if device == "auto":
+        return "cpu"
+    raise RuntimeError(f"device={device!r} asked for, but torch sees no CUDA GPU")
 
 
 def score_maps(
@@ -90,11 +91,11 @@ def score_maps(
     ``"cuda"`` or ``"auto"`` (:mod:`pan.ks_torch`, neurons chunked to fit ``memory_bytes`` of
     GPU memory, default a share of the free memory). Every device gives the same table.
     """
-    n, c, h, w = maps.shape
-    if resolve_device(device) == "cuda":
+    target = resolve_device(device)
+    if target != "cpu":
         from .ks_torch import score_chunks
 
-        chunks = score_chunks(maps, "cuda", memory_bytes)
+        chunks = score_chunks(maps, target, memory_bytes)
     else:
         chunks = _score_chunks_numpy(np.asarray(maps), threads)
     return _table(chunks, layer, layer_index)

@@ -143,3 +143,123 @@ def test_layer_scored_in_cache_sized_chunks_matches_scipy(monkeypatch):
         expected = scipy_reference(border, centre[row["neuron"]])
         got = (row["ks"], row["ks_plus"], row["ks_minus"])
         np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE, err_msg=str(row))
+
+
+def test_layer_scored_by_a_thread_pool_matches_one_thread(monkeypatch):
+    import pan.scoring
+
+    maps = np.round(np.random.default_rng(5).normal(size=(2, 9, 6, 7)), 1).astype(np.float32)
+    monkeypatch.setattr(pan.scoring, "CHUNK_VALUES", 2 * 4 * 5 * 2)  # two neurons per chunk
+    one = pan.scoring.score_maps(maps, "layer", 0, threads=1)
+    assert one.equals(pan.scoring.score_maps(maps, "layer", 0, threads=2))
+    assert one.equals(pan.scoring.score_maps(maps, "layer", 0, threads=3))
+
+
+# The torch path (pan.ks_torch, for GPUs), run on the CPU: the same statistics bit for bit.
+
+
+def assert_torch_matches_numpy(border: np.ndarray, centre: np.ndarray) -> None:
+    from pan.ks_torch import borders_ks as torch_borders_ks
+
+    before = border.copy(), centre.copy()
+    expected = border_ks(border, centre)
+    (got,) = torch_borders_ks([border], centre, device="cpu")
+    for name in ("ks", "ks_plus", "ks_minus"):
+        want, have = getattr(expected, name), getattr(got, name)
+        assert have.dtype == np.float64 and np.array_equal(have, want, equal_nan=True), name
+        assert np.array_equal(np.signbit(have), np.signbit(want)), f"{name}: sign of a zero"
+    assert (got.n_border, got.n_centre) == (expected.n_border, expected.n_centre)
+    np.testing.assert_array_equal(border, before[0])
+    np.testing.assert_array_equal(centre, before[1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples(finite))
+def test_torch_random_samples_match_numpy(pair):
+    assert_torch_matches_numpy(*pair)
+
+
+@settings(max_examples=150, deadline=None)
+@given(samples(tied))
+def test_torch_tied_samples_match_numpy(pair):
+    assert_torch_matches_numpy(*pair)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.integers(1, 40),
+    st.integers(1, 120),
+    st.floats(-5, 5, width=32),
+    st.sampled_from(["same", "other", "mixed", "signed zeros"]),
+)
+def test_torch_constant_samples_match_numpy(n_border, n_centre, value, centre_kind):
+    border = np.full((2, n_border), value, dtype=np.float32)
+    centre = {
+        "same": np.full((2, n_centre), value, dtype=np.float32),
+        "other": np.full((2, n_centre), value + 1, dtype=np.float32),
+        "mixed": np.resize(np.array([value - 1, value, value + 1], dtype=np.float32), (2, n_centre)),
+        "signed zeros": np.resize(np.array([-0.0, 0.0], dtype=np.float32), (2, n_centre)),
+    }[centre_kind]
+    assert_torch_matches_numpy(border, centre)
+    assert_torch_matches_numpy(-np.zeros_like(border), centre)
+
+
+def test_torch_rejects_what_numpy_rejects():
+    from pan.ks_torch import borders_ks as torch_borders_ks
+
+    with pytest.raises(TypeError, match="float32"):
+        torch_borders_ks([np.array([[1.0 + 1e-12]])], np.array([[1.0, 2.0]]))
+    with pytest.raises(ValueError, match="NaN"):
+        torch_borders_ks([np.array([[np.nan, 1.0]], dtype=np.float32)], np.array([[1.0, 2.0]]))
+    (empty,) = torch_borders_ks([np.zeros((3, 4), np.float32)], np.zeros((3, 0), np.float32))
+    assert np.isnan(empty.ks).all() and empty.n_centre == 0
+
+
+@pytest.mark.parametrize("budget", [1, 2000, None])  # one neuron per chunk, a few, the whole layer
+def test_torch_layer_scoring_equals_the_numpy_table(budget):
+    from pan.ks_torch import score_chunks
+    from pan.scoring import _table, score_maps
+
+    rng = np.random.default_rng(6)
+    maps = np.round(rng.normal(size=(3, 7, 6, 5)), 1).astype(np.float32)
+    maps[:, 2] = 0.0
+    maps[0, 2, 0, :] = -0.0
+    maps[:, 4] = np.abs(maps[:, 4])  # a non-negative neuron, like a ReLU's
+    before = maps.copy()
+    expected = score_maps(maps, "layer", 3)
+    got = _table(score_chunks(maps, "cpu", memory_bytes=budget), "layer", 3)
+    assert got.equals(expected)
+    np.testing.assert_array_equal(maps, before)
+    for name in ("ks", "ks_plus", "ks_minus"):
+        assert np.array_equal(
+            np.signbit(got.column(name).to_numpy()), np.signbit(expected.column(name).to_numpy())
+        )
+
+
+def test_cpu_scoring_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from pan.scoring import score_maps\n"
+        "maps = np.random.default_rng(0).normal(size=(2, 3, 5, 5)).astype(np.float32)\n"
+        "score_maps(maps, 'l', 0, device='cpu')\n"
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_unknown_or_missing_devices_are_refused():
+    import torch
+
+    from pan.scoring import resolve_device
+
+    with pytest.raises(ValueError, match="device"):
+        resolve_device("gpu")
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA"):
+            resolve_device("cuda")
