@@ -15,6 +15,7 @@ scoring path never imports torch.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -114,18 +115,24 @@ def cdf_statistics(centre_le: torch.Tensor, centre_lt: torch.Tensor, n1: int, n2
     """:func:`pan.ks.cdf_statistics` in torch: the same float64 operations, the same bits."""
     device = centre_le.device
     f64 = torch.float64
-    x_at = torch.arange(1, n1 + 1, dtype=f64, device=device) / n1
-    x_below = torch.arange(n1, dtype=f64, device=device) / n1
+    x_at = _ratio(torch.arange(1, n1 + 1, dtype=f64, device=device), n1)
+    x_below = _ratio(torch.arange(n1, dtype=f64, device=device), n1)
     k = min(n1, n2)
     cut = n2 - k
 
-    largest = _largest(x_at, centre_le.to(f64) / n2)
-    smallest = _smallest(x_below, centre_lt.to(f64) / n2)
+    largest = _largest(x_at, _ratio(centre_le.to(f64), n2))
+    smallest = _smallest(x_below, _ratio(centre_lt.to(f64), n2))
     ks = torch.where(largest > smallest, largest, smallest)  # np.maximum: the second on ties
-    ks_plus = _smallest(x_below, torch.clamp(centre_lt - cut, min=0).to(f64) / k)
-    ks_minus = _largest(x_at, torch.clamp(centre_le, max=k).to(f64) / k)
+    ks_plus = _smallest(x_below, _ratio(torch.clamp(centre_lt - cut, min=0).to(f64), k))
+    ks_minus = _largest(x_at, _ratio(torch.clamp(centre_le, max=k).to(f64), k))
     out = [t.cpu().numpy() for t in (ks, ks_plus, ks_minus)]
     return BorderKS(out[0], out[1], out[2], n1, n2)
+
+
+def _ratio(counts: torch.Tensor, n: int) -> torch.Tensor:
+    """``counts / n``, correctly rounded as numpy's: the divisor is a tensor on the counts'
+    device, since CUDA divides by a CPU scalar as a multiplication by its reciprocal."""
+    return counts / torch.tensor(float(n), dtype=counts.dtype, device=counts.device)
 
 
 def _largest(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -152,4 +159,7 @@ def _float32_tensor(values: np.ndarray | torch.Tensor) -> torch.Tensor:
                 f"KS scoring works on float32 values; {values.dtype} values here are not exact in float32"
             )
         return single
-    return torch.from_numpy(np.ascontiguousarray(_as_float32(np.asarray(values))))
+    values = np.ascontiguousarray(_as_float32(np.asarray(values)))
+    with warnings.catch_warnings():  # read-only arrays (Parquet reads): never written to here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(values)

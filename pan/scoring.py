@@ -49,8 +49,9 @@ layer."""
 MAX_THREADS = 8
 """At most this many threads score one layer on the CPU (see :func:`default_threads`)."""
 
-DEVICES = ("cpu", "cuda", "auto")
-"""Devices of :func:`score_maps`; ``"cuda:N"`` names one GPU."""
+DEVICES = ("cpu", "cuda", "auto", "torch-cpu")
+"""Devices of :func:`score_maps`; ``"cuda:N"`` names one GPU, ``"torch-cpu"`` runs the torch
+path on the CPU (checks of it; numpy is faster there)."""
 
 
 def default_threads() -> int:
@@ -62,14 +63,17 @@ def default_threads() -> int:
 
 
 def resolve_device(device: str) -> str:
-    """``"cpu"`` or a CUDA device (``"cuda"``, ``"cuda:N"``); ``"auto"`` is ``"cuda"`` when
-    torch sees a GPU, else ``"cpu"``. torch is imported only for a device other than ``"cpu"``."""
+    """``"cpu"``, ``"torch-cpu"`` or a CUDA device (``"cuda"``, ``"cuda:N"``); ``"auto"`` is
+    ``"cuda"`` when torch sees a GPU, else ``"cpu"``. torch is imported only for a device other
+    than ``"cpu"``."""
     if device not in DEVICES and not device.startswith("cuda:"):
         raise ValueError(f"device must be one of {DEVICES} or 'cuda:N', got {device!r}")
     if device == "cpu":
         return "cpu"
     import torch
 
+    if device == "torch-cpu":
+        return device
     if torch.cuda.is_available():
         return "cuda" if device == "auto" else device
     if device == "auto":
@@ -88,14 +92,15 @@ def score_maps(
     """KS, KS+ and KS- of every neuron and border of ``maps`` ``(images, neurons, H, W)``.
 
     ``device``: ``"cpu"`` (numpy, ``threads`` threads, default :func:`default_threads`),
-    ``"cuda"`` or ``"auto"`` (:mod:`pan.ks_torch`, neurons chunked to fit ``memory_bytes`` of
-    GPU memory, default a share of the free memory). Every device gives the same table.
+    ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (:mod:`pan.ks_torch`, neurons chunked to fit
+    ``memory_bytes`` of GPU memory, default half the free memory; see :func:`resolve_device`).
+    ``maps`` may be a torch tensor for a torch device. Every device gives the same table.
     """
     target = resolve_device(device)
     if target != "cpu":
         from .ks_torch import score_chunks
 
-        chunks = score_chunks(maps, target, memory_bytes)
+        chunks = score_chunks(maps, "cpu" if target == "torch-cpu" else target, memory_bytes)
     else:
         chunks = _score_chunks_numpy(np.asarray(maps), threads)
     return _table(chunks, layer, layer_index)

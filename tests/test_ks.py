@@ -217,8 +217,7 @@ def test_torch_rejects_what_numpy_rejects():
 
 @pytest.mark.parametrize("budget", [1, 2000, None])  # one neuron per chunk, a few, the whole layer
 def test_torch_layer_scoring_equals_the_numpy_table(budget):
-    from pan.ks_torch import score_chunks
-    from pan.scoring import _table, score_maps
+    from pan.scoring import score_maps
 
     rng = np.random.default_rng(6)
     maps = np.round(rng.normal(size=(3, 7, 6, 5)), 1).astype(np.float32)
@@ -227,7 +226,7 @@ def test_torch_layer_scoring_equals_the_numpy_table(budget):
     maps[:, 4] = np.abs(maps[:, 4])  # a non-negative neuron, like a ReLU's
     before = maps.copy()
     expected = score_maps(maps, "layer", 3)
-    got = _table(score_chunks(maps, "cpu", memory_bytes=budget), "layer", 3)
+    got = score_maps(maps, "layer", 3, device="torch-cpu", memory_bytes=budget)
     assert got.equals(expected)
     np.testing.assert_array_equal(maps, before)
     for name in ("ks", "ks_plus", "ks_minus"):
