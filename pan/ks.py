@@ -40,6 +40,8 @@ import numpy as np
 
 _MAGNITUDE = np.int32(0x7FFFFFFF)
 _ROW_LOOP = 4096  # rows at least this long get their keys row by row
+_ZERO_KEY = np.int32(0)
+_MANY_ZEROS = 8  # a neuron with more than 1/8 zero needles has them counted once
 
 
 class SortedSamples:
@@ -110,23 +112,36 @@ def _counts(centre: np.ndarray, needles: np.ndarray) -> tuple[np.ndarray, np.nda
     """Centre values ``<=`` and ``<`` each needle, neuron by neuron.
 
     ``centre`` holds sorted ``int32`` keys ``(neurons, n2 > 0)``, ``needles`` any ``int32``
-    keys ``(neurons, m)``. The second search (``<=``) is made only for the needles that the
-    centre holds too, and once when they are all one value (the zeros of dead units).
+    keys ``(neurons, m)``. A neuron with many zero needles (dead units) has the zeros counted
+    once. The second search (``<=``) is made only for the needles that the centre holds too,
+    and once when they are all one value.
     """
     neurons, m = needles.shape
     at_most = np.empty((neurons, m), dtype=np.int64)
     below = np.empty((neurons, m), dtype=np.int64)
+    zero = needles == 0  # the key of 0.0 and -0.0
+    many_zeros = np.count_nonzero(zero, axis=1) * _MANY_ZEROS > m
     for row in range(neurons):
-        keys, values = centre[row], needles[row]
-        lt = keys.searchsorted(values, side="left")
-        below[row] = lt
-        at_most[row] = lt
-        tied = np.flatnonzero(keys.take(lt, mode="clip") == values)
+        keys, values, le, lt = centre[row], needles[row], at_most[row], below[row]
+        where = None
+        if many_zeros[row]:
+            lt.fill(keys.searchsorted(_ZERO_KEY, side="left"))
+            le.fill(keys.searchsorted(_ZERO_KEY, side="right"))
+            where = np.flatnonzero(~zero[row])
+            values = values[where]
+        counts = keys.searchsorted(values, side="left")
+        if where is None:
+            lt[:] = counts
+            le[:] = counts
+        else:
+            lt[where] = counts
+            le[where] = counts
+        tied = np.flatnonzero(keys.take(counts, mode="clip") == values)
         if len(tied):
             tied_values = values[tied]
             if tied_values.min() == tied_values.max():
                 tied_values = tied_values[0]
-            at_most[row, tied] = keys.searchsorted(tied_values, side="right")
+            le[tied if where is None else where[tied]] = keys.searchsorted(tied_values, side="right")
     return at_most, below
 
 
@@ -185,7 +200,14 @@ def borders_ks(borders: Sequence[SortedSamples], centre: SortedSamples) -> list[
 
 def cdf_statistics(centre_le: np.ndarray, centre_lt: np.ndarray, n1: int, n2: int) -> BorderKS:
     """Steps 2-3 of the module docstring: the statistics from the centre counts ``<=`` and ``<``
-    each sorted border value ``(neurons, n1)`` (both arrays are consumed)."""
+    each sorted border value ``(neurons, n1)``.
+
+    KS+ and KS- differ from the border's own CDF only on a suffix (values above the centre's
+    bottom ``n2 - k``) and a prefix (values below its ``k``-th) of the sorted border, found
+    for all neurons at once from the column-wise extremes of the (row-wise sorted) counts. The
+    rest contributes exactly ``+0.0`` (at the first and at the last border value), so it is
+    left out of the arithmetic, not out of the result.
+    """
     # Border CDF at (up to ties, see step 2) and just below each sorted border value.
     x_at, x_below = np.arange(1, n1 + 1) / n1, np.arange(n1) / n1
     k = min(n1, n2)  # the truncated centre cannot be larger than the centre
@@ -194,9 +216,22 @@ def cdf_statistics(centre_le: np.ndarray, centre_lt: np.ndarray, n1: int, n2: in
     largest = _largest(x_at, centre_le / n2)
     smallest = _smallest(x_below, centre_lt / n2)
     ks = np.maximum(largest, smallest)  # two-sided
-    ks_plus = _smallest(x_below, np.maximum(centre_lt - cut, 0) / k)  # "less"
-    ks_minus = _largest(x_at, np.minimum(centre_le, k) / k)  # "greater"
-    return BorderKS(ks, ks_plus, ks_minus, n1, n2)
+
+    # "less": the top k hold max(count - cut, 0) values below a point, none up to column start.
+    start = int(np.searchsorted(centre_lt.max(axis=0), cut, side="right")) if cut else 0
+    truncated = np.maximum(centre_lt[:, start:] - cut, 0) / k
+    lowest = np.subtract(x_below[start:], truncated, out=truncated).min(axis=1, initial=np.inf)
+    if start:  # x_below[0] - 0 / k
+        np.minimum(lowest, 0.0, out=lowest)
+    ks_plus = np.clip(-lowest, 0, 1)
+
+    # "greater": the bottom k hold min(count, k) values, all k of them from column stop on.
+    stop = int(np.searchsorted(centre_le.min(axis=0), k, side="left"))
+    truncated = np.minimum(centre_le[:, :stop], k) / k
+    highest = np.subtract(x_at[:stop], truncated, out=truncated).max(axis=1, initial=-np.inf)
+    if stop < n1:  # x_at[-1] - k / k
+        np.maximum(highest, 0.0, out=highest)
+    return BorderKS(ks, ks_plus, highest, n1, n2)
 
 
 def _largest(x: np.ndarray, y: np.ndarray) -> np.ndarray:
