@@ -109,7 +109,10 @@ def score_maps(
 def _score_chunks_numpy(maps: np.ndarray, threads: int | None) -> list[tuple[int, list[BorderKS]]]:
     """``(first neuron, [T, B, L, R results])`` per chunk of neurons, in neuron order."""
     n, c, h, w = maps.shape
+    threads = threads or default_threads()
     step = max(1, CHUNK_VALUES // max(1, n * max(h - 2, 0) * max(w - 2, 0)))
+    if threads > 1:  # a few chunks per thread, so that none waits long for the last one
+        step = min(step, -(-c // (4 * threads)))
     starts = range(0, c, step)
 
     def score(start: int) -> tuple[int, list[BorderKS]]:
@@ -118,7 +121,7 @@ def _score_chunks_numpy(maps: np.ndarray, threads: int | None) -> list[tuple[int
         borders = [SortedSamples(v, overwrite=True) for v in border_samples(chunk).values()]
         return start, borders_ks(borders, centre)
 
-    threads = min(threads or default_threads(), len(starts))
+    threads = min(threads, len(starts))
     if threads <= 1:
         return [score(start) for start in starts]
     with ThreadPoolExecutor(threads, thread_name_prefix="ks") as pool:
