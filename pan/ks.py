@@ -14,7 +14,8 @@ scipy:
    keys that order like the values, with -0.0 and 0.0 one key (they tie, as in scipy). For
    each border value, one ``np.searchsorted`` in its neuron's sorted centre keys counts the
    centre values ``<`` it; only where the centre holds the value itself (a tie) does a second
-   search count those ``<=`` it.
+   search count those ``<=`` it. A neuron's many zero border values (dead units) are
+   searched once.
 2. scipy takes the largest and the smallest difference of the two empirical CDFs over the
    pooled sample. The largest is reached at a border value, the smallest just below one (or
    is 0), so both are found from the border values alone. With the border sorted, the
@@ -100,11 +101,12 @@ def _order_keys(ordered: np.ndarray) -> np.ndarray:
     # them, so only those are touched; the zeros' keys all become 0.
     zero = np.float32(0.0)
     for row, keys in zip(ordered, bits, strict=True):
-        negatives = row.searchsorted(zero, side="left")
+        # Both searches first: flipping the negatives' bits unsorts them as floats.
+        negatives, zeros_end = row.searchsorted(zero, side="left"), row.searchsorted(zero, side="right")
         if negatives:
             keys[:negatives] ^= _MAGNITUDE
-        if negatives < len(row) and row[negatives] == zero:
-            keys[negatives : row.searchsorted(zero, side="right")] = 0
+        if zeros_end > negatives:
+            keys[negatives:zeros_end] = 0
     return bits
 
 

@@ -262,3 +262,23 @@ def test_unknown_or_missing_devices_are_refused():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA"):
             resolve_device("cuda")
+
+
+def test_long_rows_get_the_keys_of_short_ones(monkeypatch):
+    """Centres of ``_ROW_LOOP`` values and more get their keys row by row: the same keys."""
+    import pan.ks
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for scale in (1.0, 1e-20, 1e-39):  # tiny negatives: flipped bits read as NaN floats
+        negatives = -rng.random(3000) * scale
+        zeros = np.r_[np.zeros(40), -np.zeros(40)]
+        rows.append(rng.permutation(np.r_[negatives, zeros, rng.random(pan.ks._ROW_LOOP)]))
+    values = np.array(rows, dtype=np.float32)
+    long_rows = SortedSamples(values).keys
+    monkeypatch.setattr(pan.ks, "_ROW_LOOP", values.shape[1] + 1)
+    short_rows = SortedSamples(values).keys
+    np.testing.assert_array_equal(long_rows, short_rows)
+    assert (np.diff(long_rows, axis=1) >= 0).all()
+    border = values[:, ::50].copy()
+    assert_matches_scipy(border, values)
