@@ -55,8 +55,9 @@ path on the CPU (checks of it; numpy is faster there)."""
 
 
 def default_threads() -> int:
-    """Threads for CPU scoring: ``OMP_NUM_THREADS`` when set (Snakemake sets it to a job's
-    ``threads``), else the CPUs this process may run on; at most :data:`MAX_THREADS`."""
+    """Threads for CPU scoring: ``OMP_NUM_THREADS`` when set (as by Snakemake for a job's
+    shell commands; a ``script:`` job should pass ``threads=snakemake.threads``), else the
+    CPUs this process may run on; at most :data:`MAX_THREADS`."""
     env = os.environ.get("OMP_NUM_THREADS", "")
     count = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
     return max(1, min(count, MAX_THREADS))
