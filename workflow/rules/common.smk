@@ -12,6 +12,9 @@ reject_unknown_keys(config)
 validate(config, "../schemas/config.schema.yaml")
 SETTINGS = load_settings(config)  # every rule's params come from these typed settings
 MODELS = list(SETTINGS.models)
+# KS jobs score on the GPU only when asked for one (gpus > 0, or device: cuda); else on the
+# CPU, where they import no torch.
+KS_DEVICE = "cpu" if SETTINGS.device == "cpu" or (SETTINGS.device == "auto" and SETTINGS.gpus == 0) else SETTINGS.device
 # Report captions read `config`: give them the settings they quote, defaults resolved.
 config.update(theta=SETTINGS.theta, odds_threshold=SETTINGS.odds_threshold, eval_images=vars(SETTINGS.eval_images))
 
