@@ -101,3 +101,17 @@ def test_figure_neurons_of_unknown_models_are_refused(tiny_workdir, monkeypatch)
     with pytest.raises(ConfigError, match=r"models \['other'\] are not under models"):
         load_settings(config)
     assert load_settings(tiny_config()).models["tiny"].input_size == 32
+
+
+@pytest.mark.parametrize("name", [".", "..", "-m", "_m", "a/b", "m" * 65])
+def test_model_names_that_would_make_bad_paths_fail_the_schema(name):
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    config = {"models": {name: {"source": "efficientnet_lite", "variant": "lite0"}}}
+    with pytest.raises(WorkflowError, match="does not match"):
+        validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
+    validate(
+        {"models": {"lite0.v2-b_1": config["models"][name]}},
+        str(REPO / "workflow/schemas/config.schema.yaml"),
+    )
