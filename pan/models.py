@@ -189,12 +189,14 @@ def _torchvision(spec: ModelSpec) -> LoadedModel:
     import torch
     from torchvision import models
 
-    if not spec.pretrained:
+    if not spec.pretrained:  # the named weights' transform and classes, not the weights
         model = models.get_model(spec.builder, weights=None)
         categories = _imagenet_categories() if spec.weights else None
-        return LoadedModel(
-            spec, model, _default_transform(spec), categories, spec.input_size or DEFAULT_INPUT_SIZE
-        )
+        if not spec.weights or spec.input_size:
+            size = spec.input_size or DEFAULT_INPUT_SIZE
+            return LoadedModel(spec, model, _default_transform(spec), categories, size)
+        transform = torchvision_weights(spec).transforms()
+        return LoadedModel(spec, model, transform, categories, transform.crop_size[0])
     weights = torchvision_weights(spec)
     path = torchvision_weights_path(spec)
     try:
