@@ -1,46 +1,82 @@
-"""GPU and scale (issue 13): KS scoring on the GPU against the CPU, on the same feature maps.
+"""GPU and scale (issue 13): KS on the GPU against the CPU, PAN labels from CPU and CUDA
+activations, dump throughput, and ``evaluate_variants`` throughput against a bare forward pass.
 
-The maps come from a seeded, randomly initialised torchvision ResNet-50 (no weights download)
-on the builtin images (``ImageSpec(source="builtin", batch_size=512, seed=0)``), built in
-memory, or from an activation dump directory (``--dump``). For every analysed layer (Conv2d
-with a kernel larger than 1x1) it prints the CPU (numpy, ``--cpu-threads``) and the GPU
-(:mod:`pan.ks_torch`) scoring times, the speed-up (target: at least 30x at 512 images), and
-whether both KS tables are identical (they must be, bit for bit).
+Every part uses a seeded, randomly initialised torchvision ResNet-50 (no weights download) on
+the builtin images (``ImageSpec(source="builtin", count=..., seed=0)``):
 
-    python benchmarks/gpu_scale.py                      # on a GPU machine: 512 images
+1. KS: the maps of every analysed layer (Conv2d with a kernel larger than 1x1), built in memory
+   (``--images``, default 512) or read from an activation dump directory (``--dump``), scored
+   on the CPU (numpy, ``--cpu-threads``) and on the GPU (:mod:`pan.ks_torch`); prints the times,
+   the speed-up (target: at least 30x at 512 images) and whether both KS tables are identical
+   (they must be, bit for bit).
+2. Labels: :func:`pan.find_pans` with ``device="cpu"`` and with ``device="cuda"`` on the same
+   model and images (``--label-images``, default 64); the number of neurons whose labels differ
+   (target: 0; pan runs float32 convolutions without TF32, :func:`pan.inference.full_float32`)
+   and the largest absolute KS difference.
+3. Dump: :func:`pan.activations.dump_module_activations` on CUDA into a temporary folder
+   (``--dump-images``, default 512; ``--tmp-dir``), in images per second.
+4. Evaluation: :func:`pan.evaluation.evaluate_variants` (the four variants, PAN labels of
+   part 2) in images per second (images x variants), against a bare forward pass of the same
+   four variants (:func:`pan.variants.build_variants`) on the same images, preprocessed and
+   preloaded on the GPU (``--eval-images``, default 512); target: at least 50 % of it.
+
+At the end a Markdown table (card, each measure, its target, pass or fail) for the README.
+
+    python benchmarks/gpu_scale.py                      # on a GPU machine: every part
+    python benchmarks/gpu_scale.py --parts ks labels    # some parts only
     python benchmarks/gpu_scale.py --dump results/activations/efficientnet_lite0
-    python benchmarks/gpu_scale.py --cpu-check          # no GPU: the CPU parts, quickly
+    python benchmarks/gpu_scale.py --cpu-check          # no GPU needed: every part, small, CPU
 
-Without a CUDA GPU it says so and exits 0; with ``--cpu-check`` it first runs the CPU parts
-at a small scale (8 images, the torch path on the CPU against numpy).
-
-Placeholders, to be wired to the restructured API (each takes callables, see below):
-:func:`label_agreement` (CPU vs CUDA PAN labels), :func:`dump_throughput` (dump img/s at 512
-images) and :func:`variant_throughput` (``evaluate_variants`` img/s against a bare forward of
-the four variants on preloaded tensors).
+Without a CUDA GPU (and without ``--cpu-check``) it says so and exits 0. ``--cpu-check`` runs
+small CPU-only versions of every part (8-16 images; KS with the torch path on the CPU against
+numpy, labels CPU against CPU, dump and evaluation on the CPU), GPU or not, to check that the
+script runs. Exit status: 1 when a measure with a target fails or a part raises, else 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow.parquet as pq
 import torch
 import torchvision
 from torch import nn
 
+import pan
+from pan.activations import dump_module_activations
+from pan.borders import BORDERS
+from pan.evaluation import evaluate_variants
 from pan.images import ImageSpec, image_records
-from pan.labelling import label_pans
-from pan.models import eval_transform
+from pan.inference import full_float32, preprocessed_batches
+from pan.models import LoadedModel, ModelSpec, eval_transform, load_model
 from pan.scoring import default_threads, score_maps
+from pan.variants import VARIANTS, build_variants
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+RESNET50 = ModelSpec("resnet50", "torchvision", builder="resnet50", pretrained=False)
+"""The model of parts 2-4: torchvision's ResNet-50, default initialisation seeded by
+:func:`pan.models.load_model` (the same weights as ``torch.manual_seed(0); resnet50()``)."""
+KS_SPEEDUP_TARGET = 30.0
+EVAL_RATIO_TARGET = 0.5
+LABEL_COLUMNS = (
+    *[f"edge_{b}" for b in BORDERS],
+    *[f"pan_{b}" for b in BORDERS],
+    "is_edge_detector",
+    "is_pan",
+    "pan_type",
+)
+"""The label columns of :func:`pan.find_pans`: a neuron's labels differ if any of these does."""
 
 
 # --- feature maps -------------------------------------------------------------------------
@@ -57,7 +93,7 @@ def resnet50_maps(images: int, device: torch.device, micro_batch: int = 64) -> d
         if isinstance(module, nn.Conv2d) and tuple(module.kernel_size) != (1, 1)
     }
     transform = eval_transform(224, 256, IMAGENET_MEAN, IMAGENET_STD)
-    records = image_records(ImageSpec(source="builtin", batch_size=images, seed=0))
+    records = image_records(ImageSpec(source="builtin", count=images, seed=0))
     maps: dict[str, np.ndarray] = {}
     position = [0]
 
@@ -149,132 +185,386 @@ def ks_gpu_vs_cpu(
     return {"totals": totals, "identical": identical, "tables": tables}
 
 
-# --- placeholders, to be wired to the restructured API ------------------------------------
+# --- PAN labels, dump and evaluation on pan's API ------------------------------------------
 
 
-def label_agreement(cpu_labels: Callable[[], object], cuda_labels: Callable[[], object]) -> float | None:
-    """PLACEHOLDER (CPU vs CUDA label agreement): each callable returns a PAN label table (a
-    polars DataFrame as from :func:`pan.labelling.label_pans`) of the same model and images,
-    the first with activations computed on the CPU, the second on CUDA. Prints and returns
-    the fraction of neurons with the same ``pan_type``."""
-    cpu, cuda = cpu_labels(), cuda_labels()
+def label_agreement(
+    cpu_labels: Callable[[], pl.DataFrame],
+    cuda_labels: Callable[[], pl.DataFrame],
+    devices: tuple[str, str] = ("cpu", "cuda"),
+) -> dict[str, object]:
+    """Each callable returns the PAN labels (:func:`pan.find_pans`) of the same model and
+    images, the first from activations computed on ``devices[0]``, the second on ``devices[1]``.
+    Prints and returns how many neurons' labels differ (any of :data:`LABEL_COLUMNS`; a neuron
+    in one table only counts as differing) and the largest absolute KS difference (NaN: 0)."""
+    results = []
+    for device, call in zip(devices, (cpu_labels, cuda_labels), strict=True):
+        seconds, labels = time_call(device.startswith("cuda"), call)
+        print(
+            f"labels from {device} activations: {labels.height} neurons, {int(labels['is_pan'].sum())} "
+            f"PANs, {int(labels['is_edge_detector'].sum())} edge detectors ({seconds:.1f} s)"
+        )
+        results.append(labels)
+    first, second = results
     keys = ["layer", "neuron"]
-    joined = cpu.select(*keys, "pan_type").join(cuda.select(*keys, "pan_type"), on=keys, suffix="_cuda")
-    agree = float((joined["pan_type"] == joined["pan_type_cuda"]).mean()) if len(joined) else float("nan")
-    print(f"labels: {agree:.4%} of {len(joined)} neurons agree between CPU and CUDA activations")
-    return agree
+    joined = first.join(second, on=keys, how="inner", suffix="_2")
+    unmatched = first.height + second.height - 2 * joined.height
+    ks_diff = pl.max_horizontal(
+        *[(pl.col(f"ks_{b}").fill_nan(0.0) - pl.col(f"ks_{b}_2").fill_nan(0.0)).abs() for b in BORDERS]
+    )
+    compared = joined.select(
+        differs=pl.any_horizontal(*[pl.col(c) != pl.col(f"{c}_2") for c in LABEL_COLUMNS]),
+        ks_diff=ks_diff,
+    )
+    differing = int(compared["differs"].sum()) + unmatched
+    max_ks = float(compared["ks_diff"].max() or 0.0)
+    ks_changed = int((compared["ks_diff"] > 0).sum())
+    print(
+        f"labels: {differing} of {max(first.height, second.height)} neurons differ between {devices[0]} "
+        f"and {devices[1]} activations; largest |KS difference| {max_ks:.6f} ({ks_changed} neurons "
+        "with any KS changed)"
+    )
+    return {
+        "differing": differing,
+        "neurons": max(first.height, second.height),
+        "max_ks_diff": max_ks,
+        "labels": second,
+    }
 
 
-def dump_throughput(dump: Callable[[int], object], images: int = 512) -> float:
-    """PLACEHOLDER (dump img/s at 512 images): ``dump(images)`` writes the activation dump
-    of ``images`` images (e.g. ``pan.activations.dump_activations`` on CUDA). Prints img/s."""
-    start = time.perf_counter()
-    dump(images)
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    rate = images / (time.perf_counter() - start)
-    print(f"dump: {rate:.1f} img/s at {images} images")
+def dump_throughput(dump: Callable[[int], object], images: int) -> float:
+    """``dump(images)`` writes the activation dump of ``images`` images (GPU work finished
+    when it returns: the dump is on disk). Prints and returns images per second."""
+    seconds, _ = time_call(torch.cuda.is_available(), dump, images)
+    rate = images / seconds
+    print(f"dump: {rate:.1f} img/s at {images} images ({seconds:.1f} s)")
     return rate
 
 
 def variant_throughput(
     evaluate: Callable[[], int], variants: dict[str, nn.Module], batches: list[torch.Tensor]
 ) -> tuple[float, float]:
-    """PLACEHOLDER (evaluate_variants img/s vs a bare forward): ``evaluate()`` runs the
-    evaluation of the four variants (e.g. ``pan.evaluation.evaluate_variants``) and returns
-    the images it scored (summed over variants); the bare forward runs each of ``variants``
-    (see :func:`pan.variants.build_variants`) over ``batches``, preloaded on the device.
-    Prints both rates and their ratio."""
-    start = time.perf_counter()
-    evaluated = evaluate()
-    eval_rate = evaluated / (time.perf_counter() - start)
-    cuda = torch.cuda.is_available()
-    with torch.inference_mode():
-        if cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for model in variants.values():
-            for batch in batches:
-                model(batch)
-        if cuda:
-            torch.cuda.synchronize()
-    bare_rate = len(variants) * sum(len(b) for b in batches) / (time.perf_counter() - start)
+    """``evaluate()`` runs the evaluation of the four variants (:func:`evaluate_variants`) and
+    returns the images it scored, summed over variants; the bare forward runs each of
+    ``variants`` (:func:`pan.variants.build_variants`) over ``batches``, preloaded on their
+    device, as evaluation does (inference mode, full float32). Prints both rates (images x
+    variants per second) and their ratio; returns ``(evaluate rate, bare rate)``."""
+    cuda = batches[0].is_cuda
+    eval_s, evaluated = time_call(cuda, evaluate)
+    eval_rate = evaluated / eval_s
+
+    def bare() -> None:
+        with torch.inference_mode(), full_float32():
+            for model in variants.values():
+                for batch in batches:
+                    model(batch)
+
+    bare_s, _ = time_call(cuda, bare)
+    bare_rate = len(variants) * sum(len(b) for b in batches) / bare_s
     print(
-        f"variants: evaluate {eval_rate:.1f} img/s, bare forward {bare_rate:.1f} img/s "
-        f"({eval_rate / bare_rate:.0%} of it)"
+        f"variants: evaluate_variants {eval_rate:.1f} img/s ({eval_s:.1f} s), bare forward "
+        f"{bare_rate:.1f} img/s ({bare_s:.1f} s): {eval_rate / bare_rate:.0%} of it"
     )
     return eval_rate, bare_rate
 
 
-PLACEHOLDERS: dict[str, Callable[[], object] | None] = {
-    "label agreement (CPU vs CUDA)": None,
-    "dump img/s at 512 images": None,
-    "evaluate_variants img/s vs bare forward": None,
-}
-"""Zero-argument runners of the placeholders above, set once wired; ``None``: not wired."""
+def builtin_records(images: int) -> list:
+    return image_records(ImageSpec(source="builtin", count=images, seed=0))
+
+
+def run_labels(loaded: LoadedModel, images: int, devices: tuple[str, str], micro_batch: int) -> dict:
+    """Part 2: :func:`pan.find_pans` on ``devices[0]`` and ``devices[1]``, same model and images."""
+    pil = [r.load() for r in builtin_records(images)]
+
+    def labels_on(device: str) -> Callable[[], pl.DataFrame]:
+        return lambda: pan.find_pans(
+            loaded.model,
+            pil,
+            device=device,
+            transform=loaded.transform,
+            micro_batch=micro_batch,
+            progress=io.StringIO(),
+        )
+
+    print(f"\nPAN labels: ResNet-50 (random init) on {images} builtin images, {devices[0]} vs {devices[1]}")
+    return label_agreement(labels_on(devices[0]), labels_on(devices[1]), devices)
+
+
+def run_dump(loaded: LoadedModel, images: int, device: str, micro_batch: int, tmp_dir: Path | None) -> float:
+    """Part 3: :func:`dump_module_activations` of ``images`` builtin images into a temporary folder."""
+    records = builtin_records(images)
+    print(f"\ndump: ResNet-50 (random init) on {device}, {images} builtin images, micro-batch {micro_batch}")
+    with tempfile.TemporaryDirectory(prefix="pan-gpu-scale-", dir=tmp_dir) as scratch:
+
+        def dump(count: int) -> None:
+            dump_module_activations(
+                loaded.model,
+                loaded.transform,
+                records[:count],
+                Path(scratch) / "activations",
+                RESNET50.name,
+                micro_batch=micro_batch,
+                device=device,
+                progress=io.StringIO(),
+            )
+
+        rate = dump_throughput(dump, images)
+        written = sum(f.stat().st_size for f in Path(scratch).rglob("*") if f.is_file())
+        print(f"dump: {written / 2**30:.2f} GiB written to {scratch}")
+    return rate
+
+
+def run_eval(
+    loaded: LoadedModel,
+    labels: pl.DataFrame,
+    images: int,
+    device: str,
+    micro_batch: int,
+    tmp_dir: Path | None,
+) -> tuple[float, float]:
+    """Part 4: :func:`evaluate_variants` against a bare forward of the four variants on
+    preloaded tensors. On CUDA each side first runs one untimed micro-batch (kernels, allocator);
+    ``evaluate_variants`` builds its model itself, and its time includes that."""
+    spec = ImageSpec(source="builtin", count=images, seed=0)
+    warm = device.startswith("cuda")
+    print(
+        f"\nevaluation: ResNet-50 (random init) on {device}, {images} builtin images x {len(VARIANTS)} "
+        f"variants, micro-batch {micro_batch}"
+    )
+    with tempfile.TemporaryDirectory(prefix="pan-gpu-scale-", dir=tmp_dir) as scratch:
+        root = Path(scratch)
+        pans = root / "pans.parquet"
+        labels.write_parquet(pans)
+        print(f"PAN labels: {int(labels['is_pan'].sum())} PANs of {labels.height} neurons")
+
+        def evaluate(count: int = images, tag: str = "timed") -> int:
+            outputs = {name: root / f"{tag}-{name}.parquet" for name in VARIANTS}
+            scored = evaluate_variants(
+                RESNET50,
+                ImageSpec(source="builtin", count=count, seed=0),
+                pans,
+                outputs,
+                rand_seed=0,
+                micro_batch=micro_batch,
+                device=device,
+                progress=io.StringIO(),
+            )
+            return scored * len(outputs)
+
+        load_s, _ = time_call(False, load_model, RESNET50)
+        print(f"evaluate_variants builds its model: load_model takes {load_s:.1f} s (on the CPU)")
+        model = loaded.model.to(device).eval()
+        variants = build_variants(model, labels, 0)
+        batches = [
+            batch.to(device)
+            for batch in preprocessed_batches(image_records(spec), loaded.transform, micro_batch)
+        ]
+        if warm:
+            evaluate(min(micro_batch, images), "warm-up")
+            with torch.inference_mode(), full_float32():
+                for variant in variants.values():
+                    variant(batches[0])
+            torch.cuda.synchronize()
+        return variant_throughput(evaluate, variants, batches)
+
+
+# --- summary ------------------------------------------------------------------------------
+
+
+@dataclass
+class Measure:
+    name: str
+    value: str
+    target: str = "—"
+    ok: bool | None = None
+    """``None``: no target (for information)."""
+
+    def row(self) -> str:
+        result = "info" if self.ok is None else ("pass" if self.ok else "**FAIL**")
+        return f"| {self.name} | {self.value} | {self.target} | {result} |"
+
+
+def summary(card: str, measures: list[Measure]) -> str:
+    lines = [
+        "## gpu_scale.py (issue 13)",
+        "",
+        f"Card: {card}; torch {torch.__version__}, torchvision {torchvision.__version__}, "
+        f"pan {pan.__version__}",
+        "",
+        "| measure | value | target | result |",
+        "|---|---|---|---|",
+        *[m.row() for m in measures],
+    ]
+    return "\n".join(lines)
 
 
 # --- main ---------------------------------------------------------------------------------
 
-
-def cpu_check(images: int, layers: int, cpu_threads: int) -> bool:
-    """The CPU parts at a small scale: the torch path, run on the CPU, against numpy."""
-    print(f"CPU check: ResNet-50 (random init) on {images} builtin images, first {layers} layers")
-    maps = resnet50_maps(images, torch.device("cpu"), micro_batch=images)
-    selected = list(maps.items())[:layers]
-    result = ks_gpu_vs_cpu(iter(selected), "torch-cpu", cpu_threads, None)
-    frames = [label_pans(_polars(cpu)) for cpu, _ in result["tables"]]
-    print(f"labelled {sum(len(f) for f in frames)} neurons from the CPU tables")
-    return bool(result["identical"])
+PARTS = ("ks", "labels", "dump", "eval")
+GPU_SIZES = {"images": 512, "layers": None, "label_images": 64, "dump_images": 512, "eval_images": 512}
+CHECK_SIZES = {"images": 8, "layers": 4, "label_images": 16, "dump_images": 8, "eval_images": 8}
+"""Sizes on a GPU machine and with ``--cpu-check``; any flag given overrides them."""
 
 
-def _polars(table):
-    import polars as pl
-
-    return pl.from_arrow(table)
-
-
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--images", type=int, default=512, help="builtin images for ResNet-50 maps")
-    parser.add_argument("--dump", type=Path, default=None, help="score this dump directory instead")
-    parser.add_argument("--layers", type=int, default=None, help="first layers only (default: all)")
-    parser.add_argument("--cpu-threads", type=int, default=default_threads())
-    parser.add_argument("--memory-bytes", type=int, default=None, help="GPU budget of one chunk")
-    parser.add_argument("--cpu-check", action="store_true", help="without a GPU: CPU parts, quickly")
+    sizes = "(default {} on a GPU, {} with --cpu-check)"
+    parser.add_argument("--images", type=int, help="KS: builtin images " + sizes.format(512, 8))
+    parser.add_argument("--dump", type=Path, default=None, help="KS: score this dump directory instead")
+    parser.add_argument("--layers", type=int, help="KS: first layers only " + sizes.format("all", 4))
+    parser.add_argument("--cpu-threads", type=int, default=default_threads(), help="KS: numpy threads")
+    parser.add_argument("--memory-bytes", type=int, default=None, help="KS: GPU budget of one chunk")
+    parser.add_argument("--label-images", type=int, help="labels: builtin images " + sizes.format(64, 16))
+    parser.add_argument("--dump-images", type=int, help="dump: builtin images " + sizes.format(512, 8))
+    parser.add_argument("--eval-images", type=int, help="evaluation: builtin images " + sizes.format(512, 8))
+    parser.add_argument("--micro-batch", type=int, help="labels, dump, evaluation " + sizes.format(64, 8))
+    parser.add_argument("--tmp-dir", type=Path, default=None, help="where dumps and logits go (temporary)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run")
+    parser.add_argument("--cpu-check", action="store_true", help="every part, small, on the CPU only")
     args = parser.parse_args()
+    defaults = CHECK_SIZES if args.cpu_check else GPU_SIZES
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.micro_batch is None:
+        args.micro_batch = 8 if args.cpu_check else 64
+    return args
 
-    if not torch.cuda.is_available():
-        ok = True
-        if args.cpu_check:
-            ok = cpu_check(8, args.layers or 4, args.cpu_threads)
-        print("no CUDA GPU here: GPU timings skipped")
-        return 0 if ok else 1
 
-    device = "cuda"
-    print(f"GPU: {torch.cuda.get_device_name()}; CPU threads for numpy: {args.cpu_threads}")
+def run_ks(args: argparse.Namespace, device: str) -> list[Measure]:
+    """Part 1: KS on ``device`` (``torch-cpu`` for the check) against numpy."""
+    cuda = device.startswith("cuda")
     if args.dump is not None:
         layers = dump_maps(args.dump, args.layers)
-        print(f"maps: dump {args.dump}")
+        where = f"dump {args.dump}"
+        print(f"\nKS maps: {where}")
     else:
         start = time.perf_counter()
-        maps = resnet50_maps(args.images, torch.device(device))
+        maps = resnet50_maps(args.images, torch.device("cuda" if cuda else "cpu"), min(64, args.images))
+        where = f"{args.images} images"
         print(
-            f"maps: ResNet-50 (torch.manual_seed(0), random init) on {args.images} builtin images, "
-            f"{len(maps)} layers, {sum(m.nbytes for m in maps.values()) / 2**30:.1f} GiB, built in "
+            f"\nKS maps: ResNet-50 (torch.manual_seed(0), random init) on {args.images} builtin images, "
+            f"{len(maps)} layers, {sum(m.nbytes for m in maps.values()) / 2**30:.2f} GiB, built in "
             f"{time.perf_counter() - start:.1f} s"
         )
         layers = iter(list(maps.items())[: args.layers])
+        del maps
     result = ks_gpu_vs_cpu(layers, device, args.cpu_threads, args.memory_bytes)
+    totals = result["totals"]
+    host, resident = totals["cpu"] / totals["device"], totals["cpu"] / totals["resident"]
+    layers_scored = len(result["tables"])
+    return [
+        Measure(
+            f"KS speed-up, {device} vs numpy ({args.cpu_threads} threads), maps in host memory "
+            f"({where}, {layers_scored} layers)",
+            f"{host:.1f}x",
+            f"≥ {KS_SPEEDUP_TARGET:.0f}x" if cuda else "— (CPU check)",
+            host >= KS_SPEEDUP_TARGET if cuda else None,
+        ),
+        Measure(f"KS speed-up, maps already on {device}", f"{resident:.1f}x"),
+        Measure(
+            f"KS tables, {device} vs numpy",
+            "identical" if result["identical"] else "differ",
+            "identical",
+            bool(result["identical"]),
+        ),
+    ]
 
-    for name, run in PLACEHOLDERS.items():
-        if run is None:
-            print(f"{name}: placeholder, not wired yet")
-        else:
-            run()
-    return 0 if result["identical"] else 1
+
+def main() -> int:
+    args = parse_args()
+    cuda = torch.cuda.is_available() and not args.cpu_check
+    if not cuda and not args.cpu_check:
+        print("no CUDA GPU here: nothing measured (--cpu-check runs every part, small, on the CPU)")
+        return 0
+    device = "cuda" if cuda else "cpu"
+    card = (
+        torch.cuda.get_device_name()
+        if cuda
+        else f"none (--cpu-check, {torch.get_num_threads()} torch threads)"
+    )
+    print(f"card: {card}; CPU threads for numpy KS: {args.cpu_threads}; parts: {', '.join(args.parts)}")
+
+    measures: list[Measure] = []
+    loaded: LoadedModel | None = None
+    labels: pl.DataFrame | None = None
+
+    def model() -> LoadedModel:
+        nonlocal loaded
+        loaded = loaded or load_model(RESNET50)
+        return loaded
+
+    def part(name: str, run: Callable[[], list[Measure]]) -> None:
+        if name not in args.parts:
+            return
+        try:
+            measures.extend(run())
+        except Exception as error:  # the other parts still run; the summary says which failed
+            traceback.print_exc()
+            measures.append(
+                Measure(f"{name}: raised", f"{type(error).__name__}: {error}"[:200], "no error", False)
+            )
+
+    def ks() -> list[Measure]:
+        return run_ks(args, device if cuda else "torch-cpu")
+
+    def agreement() -> list[Measure]:
+        nonlocal labels
+        devices = ("cpu", "cuda") if cuda else ("cpu", "cpu")
+        found = run_labels(model(), args.label_images, devices, args.micro_batch)
+        labels = found["labels"]
+        where = f"{args.label_images} images, {found['neurons']} neurons"
+        return [
+            Measure(
+                f"PAN labels that differ, {devices[0]} vs {devices[1]} activations ({where})",
+                str(found["differing"]),
+                "0",
+                found["differing"] == 0,
+            ),
+            Measure(
+                f"largest abs KS difference, {devices[0]} vs {devices[1]}", f"{found['max_ks_diff']:.6f}"
+            ),
+        ]
+
+    def dump() -> list[Measure]:
+        rate = run_dump(model(), args.dump_images, device, args.micro_batch, args.tmp_dir)
+        where = f"{args.dump_images} images, micro-batch {args.micro_batch}"
+        return [Measure(f"dump_module_activations on {device} ({where})", f"{rate:.1f} img/s")]
+
+    def evaluation() -> list[Measure]:
+        nonlocal labels
+        if labels is None:  # the labels part did not run: label on the evaluation device
+            print(f"\nPAN labels for the variants: find_pans on {device}, {args.label_images} images")
+            labels = pan.find_pans(
+                model().model,
+                [r.load() for r in builtin_records(args.label_images)],
+                device=device,
+                transform=model().transform,
+                micro_batch=args.micro_batch,
+                progress=io.StringIO(),
+            )
+        eval_rate, bare_rate = run_eval(
+            model(), labels, args.eval_images, device, args.micro_batch, args.tmp_dir
+        )
+        where = f"{args.eval_images} images x {len(VARIANTS)} variants"
+        ratio = eval_rate / bare_rate
+        return [
+            Measure(f"evaluate_variants on {device} ({where})", f"{eval_rate:.1f} img/s"),
+            Measure(f"bare forward of the variants, preloaded tensors ({where})", f"{bare_rate:.1f} img/s"),
+            Measure(
+                "evaluate_variants / bare forward",
+                f"{ratio:.0%}",
+                f"≥ {EVAL_RATIO_TARGET:.0%}",
+                ratio >= EVAL_RATIO_TARGET if cuda else None,
+            ),
+        ]
+
+    for name, run in (("ks", ks), ("labels", agreement), ("dump", dump), ("eval", evaluation)):
+        part(name, run)
+    print("\n" + summary(card, measures))
+    return 1 if any(m.ok is False for m in measures) else 0
 
 
 if __name__ == "__main__":
