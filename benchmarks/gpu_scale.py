@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import platform
 import sys
 import tempfile
 import time
@@ -243,12 +244,13 @@ def dump_throughput(dump: Callable[[int], object], images: int) -> float:
 
 def variant_throughput(
     evaluate: Callable[[], int], variants: dict[str, nn.Module], batches: list[torch.Tensor]
-) -> tuple[float, float]:
+) -> dict[str, float]:
     """``evaluate()`` runs the evaluation of the four variants (:func:`evaluate_variants`) and
     returns the images it scored, summed over variants; the bare forward runs each of
     ``variants`` (:func:`pan.variants.build_variants`) over ``batches``, preloaded on their
     device, as evaluation does (inference mode, full float32). Prints both rates (images x
-    variants per second) and their ratio; returns ``(evaluate rate, bare rate)``."""
+    variants per second) and their ratio; returns the rates (``eval_rate``, ``bare_rate``) and
+    the seconds (``eval_s``, ``bare_s``)."""
     cuda = batches[0].is_cuda
     eval_s, evaluated = time_call(cuda, evaluate)
     eval_rate = evaluated / eval_s
@@ -265,7 +267,7 @@ def variant_throughput(
         f"variants: evaluate_variants {eval_rate:.1f} img/s ({eval_s:.1f} s), bare forward "
         f"{bare_rate:.1f} img/s ({bare_s:.1f} s): {eval_rate / bare_rate:.0%} of it"
     )
-    return eval_rate, bare_rate
+    return {"eval_rate": eval_rate, "bare_rate": bare_rate, "eval_s": eval_s, "bare_s": bare_s}
 
 
 def builtin_records(images: int) -> list:
@@ -321,12 +323,14 @@ def run_eval(
     device: str,
     micro_batch: int,
     tmp_dir: Path | None,
-) -> tuple[float, float]:
+    warm_up: bool,
+) -> dict[str, float]:
     """Part 4: :func:`evaluate_variants` against a bare forward of the four variants on
-    preloaded tensors. On CUDA each side first runs one untimed micro-batch (kernels, allocator);
-    ``evaluate_variants`` builds its model itself, and its time includes that."""
+    preloaded tensors (see :func:`variant_throughput`). With ``warm_up`` each side first runs one
+    untimed micro-batch (CUDA kernels, allocator). ``evaluate_variants`` builds its model itself
+    and its time includes that; ``load_s`` (returned too) is what one :func:`load_model` takes."""
     spec = ImageSpec(source="builtin", count=images, seed=0)
-    warm = device.startswith("cuda")
+    cuda = device.startswith("cuda")
     print(
         f"\nevaluation: ResNet-50 (random init) on {device}, {images} builtin images x {len(VARIANTS)} "
         f"variants, micro-batch {micro_batch}"
@@ -359,13 +363,14 @@ def run_eval(
             batch.to(device)
             for batch in preprocessed_batches(image_records(spec), loaded.transform, micro_batch)
         ]
-        if warm:
+        if warm_up:
             evaluate(min(micro_batch, images), "warm-up")
             with torch.inference_mode(), full_float32():
                 for variant in variants.values():
                     variant(batches[0])
-            torch.cuda.synchronize()
-        return variant_throughput(evaluate, variants, batches)
+            if cuda:
+                torch.cuda.synchronize()
+        return variant_throughput(evaluate, variants, batches) | {"load_s": load_s}
 
 
 # --- summary ------------------------------------------------------------------------------
@@ -422,6 +427,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--micro-batch", type=int, help="labels, dump, evaluation " + sizes.format(64, 8))
     parser.add_argument("--tmp-dir", type=Path, default=None, help="where dumps and logits go (temporary)")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="parts to run")
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        help="torch CPU threads (default: torch's own on a GPU, 1 with --cpu-check: on a shared, "
+        "loaded machine two spinning OpenMP threads ran ResNet-50 three times slower than one)",
+    )
     parser.add_argument("--cpu-check", action="store_true", help="every part, small, on the CPU only")
     args = parser.parse_args()
     defaults = CHECK_SIZES if args.cpu_check else GPU_SIZES
@@ -430,6 +441,8 @@ def parse_args() -> argparse.Namespace:
             setattr(args, key, value)
     if args.micro_batch is None:
         args.micro_batch = 8 if args.cpu_check else 64
+    if args.torch_threads is None and args.cpu_check:
+        args.torch_threads = 1
     return args
 
 
@@ -480,10 +493,13 @@ def main() -> int:
         print("no CUDA GPU here: nothing measured (--cpu-check runs every part, small, on the CPU)")
         return 0
     device = "cuda" if cuda else "cpu"
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     card = (
         torch.cuda.get_device_name()
         if cuda
-        else f"none (--cpu-check, {torch.get_num_threads()} torch threads)"
+        else f"none (--cpu-check on {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads)"
     )
     print(f"card: {card}; CPU threads for numpy KS: {args.cpu_threads}; parts: {', '.join(args.parts)}")
 
@@ -545,19 +561,29 @@ def main() -> int:
                 micro_batch=args.micro_batch,
                 progress=io.StringIO(),
             )
-        eval_rate, bare_rate = run_eval(
-            model(), labels, args.eval_images, device, args.micro_batch, args.tmp_dir
+        rates = run_eval(
+            model(), labels, args.eval_images, device, args.micro_batch, args.tmp_dir, warm_up=cuda
         )
         where = f"{args.eval_images} images x {len(VARIANTS)} variants"
-        ratio = eval_rate / bare_rate
+        ratio = rates["eval_rate"] / rates["bare_rate"]
+        # evaluate_variants' own model load is a fixed cost: its rate without it, for information
+        unloaded_s = max(rates["eval_s"] - rates["load_s"], 1e-9)
+        unloaded = rates["eval_rate"] * rates["eval_s"] / unloaded_s / rates["bare_rate"]
         return [
-            Measure(f"evaluate_variants on {device} ({where})", f"{eval_rate:.1f} img/s"),
-            Measure(f"bare forward of the variants, preloaded tensors ({where})", f"{bare_rate:.1f} img/s"),
+            Measure(f"evaluate_variants on {device} ({where})", f"{rates['eval_rate']:.1f} img/s"),
+            Measure(
+                f"bare forward of the variants, preloaded tensors ({where})",
+                f"{rates['bare_rate']:.1f} img/s",
+            ),
             Measure(
                 "evaluate_variants / bare forward",
                 f"{ratio:.0%}",
                 f"≥ {EVAL_RATIO_TARGET:.0%}",
                 ratio >= EVAL_RATIO_TARGET if cuda else None,
+            ),
+            Measure(
+                f"same, less one load_model ({rates['load_s']:.1f} s) from evaluate_variants' time",
+                f"{unloaded:.0%}",
             ),
         ]
 
