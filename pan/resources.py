@@ -95,3 +95,8 @@ def ks_job_mem_mb(dump: str | Path) -> int:
     meta = {k.decode(): v.decode() for k, v in (metadata.metadata or {}).items()}
     neurons = int(meta["neurons"])
     return ks_mem_mb(metadata.num_rows // neurons, neurons, int(meta["height"]), int(meta["width"]))
+
+
+def ks_dump_mem_mb(dump_dir: str | Path) -> int:
+    """Memory (MB) of a KS job scoring a whole dump, one layer at a time: its largest layer's."""
+    return max(ks_job_mem_mb(path) for path in sorted(Path(dump_dir).glob("*.parquet")))

@@ -14,6 +14,7 @@ to the same bits.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -154,9 +155,16 @@ def _table(chunks: list[tuple[int, list[BorderKS]]], layer: str, layer_index: in
     )
 
 
-def read_ks_tables(ks_files: Sequence[str | Path]) -> pl.DataFrame:
-    """The KS tables of one model's layers, concatenated in the given order."""
-    return pl.concat([pl.read_parquet(f) for f in ks_files])
+def read_ks_tables(ks_files: str | Path | Sequence[str | Path]) -> pl.DataFrame:
+    """The KS tables of one model's layers as one table: files, or a folder of them
+    (``results/ks/{model}``)."""
+    paths = [ks_files] if isinstance(ks_files, (str, Path)) else list(ks_files)
+    files = [
+        f for path in map(Path, paths) for f in (sorted(path.glob("*.parquet")) if path.is_dir() else [path])
+    ]
+    if not files:
+        raise ValueError(f"no KS tables in {paths}")
+    return pl.concat([pl.read_parquet(f) for f in files])
 
 
 def check_finite(maps: np.ndarray, layer: str) -> None:
@@ -198,3 +206,23 @@ def score_layer(
     table = table.append_column("layer_padding", padding)
     pq.write_table(table, out)
     return table
+
+
+def score_dump(
+    dump_dir: str | Path, out_dir: str | Path, device: str = "cpu", threads: int | None = None
+) -> list[Path]:
+    """Score every layer of a model's activation dump into ``out_dir`` (one KS table per layer,
+    ``{layer}.parquet``): one job per model, so Snakemake starts one process, not one per layer."""
+    from .dumps import read_manifest
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for layer in read_manifest(dump_dir)["layers"]:
+        start = time.perf_counter()
+        score_layer(Path(dump_dir) / layer["file"], out_dir / layer["file"], device=device, threads=threads)
+        written.append(out_dir / layer["file"])
+        print(
+            f"scored {layer['name']} ({layer['out_channels']} neurons) in {time.perf_counter() - start:.2f} s"
+        )
+    return written

@@ -128,15 +128,16 @@ def test_pan_workflow_runs_every_job_on_slurm(
     jobs = [job for job in slurm_cluster.finished_jobs() if job.name == slurm_run_id(result.stdout)]
     assert sorted(job.job_id for job in jobs) == sorted(submitted)
     assert all((job.state, job.exit_code) == ("COMPLETED", 0) for job in jobs), jobs
-    # activations, three ks_layer, label_pans, table1, table2: each wrote its own log.
+    # layer_shapes, activations, ks_scores, label_pans, table1, table2: each wrote its own log.
     rule_logs = list((workdir / "results/logs").rglob("*.log"))
-    assert len(submitted) == jobs_run(result.stdout) == len(rule_logs) == 7
+    assert len(submitted) == jobs_run(result.stdout) == len(rule_logs) == 6
 
     gpu_requests = {
         slurm_cluster.job_field(job_id, "Comment"): slurm_cluster.job_field(job_id, "TresPerJob")
         for job_id in submitted
     }
     assert gpu_requests.pop("rule_activations_wildcards_tiny") == "gres:gpu:1"
+    assert gpu_requests.pop("rule_ks_scores_wildcards_tiny") == "gres:gpu:1"  # KS on the GPU too
     assert set(gpu_requests.values()) == {None}, gpu_requests  # CPU-only rules ask for no GPU
 
     for table in TABLES:

@@ -4,7 +4,7 @@ from snakemake.utils import validate
 
 from pan.config import checked_eval_images, load_settings, reject_unknown_keys
 from pan.resources import dump_mem_mb as forward_mem_mb
-from pan.resources import ks_job_mem_mb, read_layer_shapes
+from pan.resources import ks_dump_mem_mb, read_layer_shapes
 
 
 # Before any job: unknown keys (with the closest known one), the schema, then files and folders.
@@ -25,21 +25,15 @@ wildcard_constraints:
     slot=r"[^/]+",
 
 
-def analysed_layer_names(wildcards):
-    """Layer names of a model, known once its activation dump (a checkpoint) exists."""
-    from pan.dumps import read_manifest
-
-    dump_dir = checkpoints.activations.get(model=wildcards.model).output[0]
-    return [layer["name"] for layer in read_manifest(dump_dir)["layers"]]
+def dump_of(wildcards):
+    """A model's activation dump, once its checkpoint has run: a KS job is created (and its
+    memory request read from the dump) only then."""
+    return checkpoints.activations.get(model=wildcards.model).output[0]
 
 
 def ks_tables(wildcards):
-    """The per-layer KS tables of a model (theta-free)."""
-    return expand(
-        "results/ks/{model}/{layer}.parquet",
-        model=wildcards.model,
-        layer=analysed_layer_names(wildcards),
-    )
+    """The per-layer KS tables of a model (theta-free), in one folder."""
+    return f"results/ks/{wildcards.model}"
 
 
 def dump_mem_mb(wildcards, input, attempt):

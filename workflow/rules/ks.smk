@@ -1,20 +1,20 @@
-rule ks_layer:
+rule ks_scores:
     input:
-        "results/activations/{model}/{layer}.parquet",
+        dump=dump_of,
     output:
-        "results/ks/{model}/{layer}.parquet",
+        directory("results/ks/{model}"),
     params:
         device=KS_DEVICE,
     log:
-        "results/logs/ks/{model}/{layer}.log",
+        "results/logs/ks/{model}.log",
     benchmark:
-        "results/benchmarks/ks/{model}/{layer}.tsv"
+        "results/benchmarks/ks/{model}.tsv"
     threads: 2
     resources:
-        mem_mb=lambda wildcards, input, attempt: ks_job_mem_mb(input[0]) * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        mem_mb=lambda wildcards, input, attempt: ks_dump_mem_mb(input.dump) * attempt,
+        runtime=lambda wildcards, attempt: 20 * attempt,
         gpu=SETTINGS.gpus,
     conda:
         "../envs/pan.yaml"
     script:
-        "../scripts/score_layer.py"
+        "../scripts/score_dump.py"
