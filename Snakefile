@@ -19,6 +19,7 @@ include: "workflow/rules/pans.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/padding_bias.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/trust.smk"
 
 
 report: "workflow/report/workflow.rst"

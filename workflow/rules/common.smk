@@ -3,6 +3,7 @@ import re
 from snakemake.utils import validate
 
 from pan.config import activation_mem_mb, checked_eval_images, load_settings, reject_unknown_keys
+from pan.controls import RUN_PATTERN, control_run, draw_run, parse_run, run_images
 
 
 # Before any job: unknown keys (with the closest known one), the schema, then files and folders.
@@ -11,13 +12,20 @@ validate(config, "../schemas/config.schema.yaml")
 SETTINGS = load_settings(config)  # every rule's params come from these typed settings
 MODELS = list(SETTINGS.models)
 # Report captions read `config`: give them the settings they quote, defaults resolved.
-config.update(theta=SETTINGS.theta, odds_threshold=SETTINGS.odds_threshold, eval_images=vars(SETTINGS.eval_images))
+config.update(
+    theta=SETTINGS.theta,
+    odds_threshold=SETTINGS.odds_threshold,
+    eval_images=vars(SETTINGS.eval_images),
+    controls={"conditions": list(SETTINGS.controls.conditions), "seed": SETTINGS.controls.seed},
+    stability={"draws": SETTINGS.stability.draws},
+)
 
 
 wildcard_constraints:
     model="|".join(re.escape(name) for name in MODELS),
     layer=r"[^/]+",
     slot=r"[^/]+",
+    run=RUN_PATTERN,
 
 
 def analysed_layer_names(wildcards):
@@ -35,6 +43,33 @@ def ks_tables(wildcards):
         model=wildcards.model,
         layer=analysed_layer_names(wildcards),
     )
+
+
+def run_ks_tables(wildcards):
+    """The per-layer KS tables of a control or stability run: the main dump's layers."""
+    return expand(
+        "results/{run}/ks/{model}/{layer}.parquet",
+        run=wildcards.run,
+        model=wildcards.model,
+        layer=analysed_layer_names(wildcards),
+    )
+
+
+def condition_labels(model):
+    """condition -> PAN labels of ``model`` for every configured control condition."""
+    return {
+        condition: (
+            f"results/pans/{model}.parquet"
+            if condition == "trained"
+            else f"results/{control_run(condition)}/pans/{model}.parquet"
+        )
+        for condition in SETTINGS.controls.conditions
+    }
+
+
+def draw_labels(model):
+    """The PAN labels of every stability draw of ``model``."""
+    return [f"results/{draw_run(k)}/pans/{model}.parquet" for k in range(SETTINGS.stability.draws)]
 
 
 def dump_mem_mb(wildcards, attempt):
