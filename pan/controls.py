@@ -321,7 +321,7 @@ def stability(draws: Sequence[pl.DataFrame], main: pl.DataFrame) -> pl.DataFrame
         [d.select(*NEURON, "is_pan", "pan_type").with_columns(draw=pl.lit(k)) for k, d in enumerate(draws)]
     )
     frequency = stacked.group_by(NEURON).agg(
-        pan_frequency=pl.col("is_pan").cast(pl.Float64).sum() / len(draws)
+        pan_frequency=pl.col("is_pan").sum().cast(pl.Int64) / len(draws)
     )
     order = pl.DataFrame({"pan_type": list(PAN_TYPES), "type_rank": list(range(len(PAN_TYPES)))})
     modal = (
