@@ -320,9 +320,7 @@ def stability(draws: Sequence[pl.DataFrame], main: pl.DataFrame) -> pl.DataFrame
     stacked = pl.concat(
         [d.select(*NEURON, "is_pan", "pan_type").with_columns(draw=pl.lit(k)) for k, d in enumerate(draws)]
     )
-    frequency = stacked.group_by(NEURON).agg(
-        pan_frequency=pl.col("is_pan").sum().cast(pl.Int64) / len(draws)
-    )
+    frequency = stacked.group_by(NEURON).agg(pan_frequency=pl.col("is_pan").sum().cast(pl.Int64) / len(draws))
     order = pl.DataFrame({"pan_type": list(PAN_TYPES), "type_rank": list(range(len(PAN_TYPES)))})
     modal = (
         stacked.filter("is_pan")
