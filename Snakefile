@@ -20,6 +20,7 @@ include: "workflow/rules/tables.smk"
 include: "workflow/rules/padding_bias.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/trust.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -83,12 +83,16 @@ def dump_module_activations(
     micro_batch: int = DEFAULT_MICRO_BATCH,
     device: str = "auto",
     progress: TextIO | None = None,
+    layers: Sequence[AnalysedLayer] | None = None,
 ) -> list[LayerDump]:
     """Write every analysed layer's maps of the model ``net`` (named ``name``) over ``records``,
-    preprocessed by ``transform``, under ``out_dir``; the manifest is written last."""
+    preprocessed by ``transform``, under ``out_dir``; the manifest is written last.
+
+    ``layers`` (default: :func:`pan.layers.analysed_layers` of ``net``) are the modules whose
+    outputs are recorded, e.g. the reflect wrappers of a variant under their convs' names."""
     target = pick_device(device)
     net = net.to(target).eval()
-    layers = analysed_layers(net)
+    layers = analysed_layers(net) if layers is None else list(layers)
     if not layers:
         raise ValueError(f"model {name!r} has no Conv2d layer with a kernel larger than 1x1")
     out_dir = Path(out_dir)

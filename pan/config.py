@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from .classes import check_eval_labels
+from .controls import CONDITIONS, DEFAULT_CONTROLS_SEED, DEFAULT_DRAWS
 from .images import ImageSpec, check_batch, image_records
 from .inference import DEFAULT_MICRO_BATCH
 from .labelling import DEFAULT_THETA, check_theta
@@ -81,6 +82,38 @@ class FigureSettings:
 
 
 @dataclass(frozen=True)
+class ControlSettings:
+    """The ``controls:`` section: which conditions ``results/tables/controls.csv`` compares."""
+
+    conditions: tuple[str, ...] = CONDITIONS
+    seed: int = DEFAULT_CONTROLS_SEED
+    """Seed of the ``random_init`` condition's initialisation."""
+
+    @classmethod
+    def from_config(cls, entry: Mapping[str, Any]) -> ControlSettings:
+        entry = dict(entry)
+        if "conditions" in entry:
+            unknown = sorted(set(entry["conditions"]) - set(CONDITIONS))
+            if unknown:
+                raise ValueError(f"controls.conditions: unknown {unknown}; use some of {list(CONDITIONS)}")
+            # table order, whatever the config's order
+            entry["conditions"] = tuple(c for c in CONDITIONS if c in entry["conditions"])
+        return cls(**entry)
+
+
+@dataclass(frozen=True)
+class StabilitySettings:
+    """The ``stability:`` section: how many seeded draws of the §3 batch are labelled."""
+
+    draws: int = DEFAULT_DRAWS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.draws, bool) or int(self.draws) != self.draws or self.draws < 2:
+            raise ValueError(f"stability.draws must be an integer of at least 2, got {self.draws!r}")
+        object.__setattr__(self, "draws", int(self.draws))
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated config (README, "Configuration", documents each key)."""
 
@@ -98,6 +131,8 @@ class Settings:
     """Seed of RAND-reflect's random control channels."""
     odds_threshold: float = DEFAULT_ODDS_THRESHOLD
     figures: FigureSettings = field(default_factory=FigureSettings)
+    controls: ControlSettings = ControlSettings()
+    stability: StabilitySettings = StabilitySettings()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -109,6 +144,10 @@ class Settings:
                 entry[key] = ImageSpec(**entry[key])
         if "figures" in entry:
             entry["figures"] = FigureSettings.from_config(entry["figures"])
+        if "controls" in entry:
+            entry["controls"] = ControlSettings.from_config(entry["controls"])
+        if "stability" in entry:
+            entry["stability"] = StabilitySettings(**entry["stability"])
         settings = cls(**entry)
         check_theta(settings.theta)
         unknown = sorted({n.model for n in settings.figures.neurons} - set(settings.models))
@@ -132,6 +171,8 @@ _SECTIONS: dict[str, type] = {
     "eval_images": ImageSpec,
     "figures": FigureSettings,
     "figures.neurons.*": ConfiguredNeuron,
+    "controls": ControlSettings,
+    "stability": StabilitySettings,
 }
 """Where in the config each dataclass's fields are the known keys."""
 
@@ -163,7 +204,7 @@ def reject_unknown_keys(config: Mapping[str, Any]) -> None:
     check(config, "", "")
     for name, spec in (config.get("models") or {}).items():
         check(spec, f"models.{name}", "models.*")
-    for key in ("images", "eval_images", "figures"):
+    for key in ("images", "eval_images", "figures", "controls", "stability"):
         check(config.get(key), key, key)
     figures = config.get("figures")
     for i, neuron in enumerate(figures.get("neurons") or [] if isinstance(figures, Mapping) else []):

@@ -13,15 +13,22 @@ class AnalysedLayer:
 
     index: int
     name: str
-    module: nn.Conv2d
+    module: nn.Module
+    """The conv, or a wrapper that replaced it (e.g. a ``ChannelPaddedConv2d`` holding it as
+    ``.conv``): hooks record this module's output."""
+
+    @property
+    def conv(self) -> nn.Conv2d:
+        """The convolution itself, also when :attr:`module` wraps it."""
+        return self.module if isinstance(self.module, nn.Conv2d) else self.module.conv
 
     @property
     def out_channels(self) -> int:
-        return self.module.out_channels
+        return self.conv.out_channels
 
     @property
     def kernel_size(self) -> tuple[int, int]:
-        return tuple(self.module.kernel_size)
+        return tuple(self.conv.kernel_size)
 
 
 def is_analysed(module: nn.Module) -> bool:

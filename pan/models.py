@@ -131,8 +131,9 @@ def eval_transform(input_size: int, resize_size: int, mean, std) -> Callable[[An
     )
 
 
-def load_model(spec: ModelSpec) -> LoadedModel:
-    """Build the model of ``spec`` with its weights, in eval mode."""
+def load_model(spec: ModelSpec, init_seed: int = INIT_SEED) -> LoadedModel:
+    """Build the model of ``spec`` with its weights, in eval mode; the default initialisation
+    that weights replace (or that ``pretrained: false`` keeps) is seeded with ``init_seed``."""
     import torch
 
     loader = {
@@ -142,7 +143,7 @@ def load_model(spec: ModelSpec) -> LoadedModel:
         "python": _python,
     }
     with torch.random.fork_rng(devices=[]):  # a seeded default initialisation, the caller's RNG untouched
-        torch.manual_seed(INIT_SEED)
+        torch.manual_seed(init_seed)
         loaded = loader[spec.source](spec)
     loaded.model.eval()
     return loaded

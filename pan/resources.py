@@ -100,3 +100,11 @@ def ks_job_mem_mb(dump: str | Path) -> int:
 def ks_dump_mem_mb(dump_dir: str | Path) -> int:
     """Memory (MB) of a KS job scoring a whole dump, one layer at a time: its largest layer's."""
     return max(ks_job_mem_mb(path) for path in sorted(Path(dump_dir).glob("*.parquet")))
+
+
+def ks_shapes_mem_mb(shapes: Mapping[str, Any], images: int) -> int:
+    """:func:`ks_mem_mb` of the largest layer in ``shapes`` (:func:`layer_shapes`) over ``images``."""
+    return max(
+        ks_mem_mb(images, layer["out_channels"], layer["height"], layer["width"])
+        for layer in shapes["layers"]
+    )

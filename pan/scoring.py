@@ -155,15 +155,19 @@ def _table(chunks: list[tuple[int, list[BorderKS]]], layer: str, layer_index: in
     )
 
 
-def read_ks_tables(ks_files: str | Path | Sequence[str | Path]) -> pl.DataFrame:
-    """The KS tables of one model's layers as one table: files, or a folder of them
-    (``results/ks/{model}``)."""
+def ks_table_files(ks_files: str | Path | Sequence[str | Path]) -> list[Path]:
+    """KS table files from files, or folders of them (``results/ks/{model}``)."""
     paths = [ks_files] if isinstance(ks_files, (str, Path)) else list(ks_files)
-    files = [
+    return [
         f for path in map(Path, paths) for f in (sorted(path.glob("*.parquet")) if path.is_dir() else [path])
     ]
+
+
+def read_ks_tables(ks_files: str | Path | Sequence[str | Path]) -> pl.DataFrame:
+    """The KS tables of one model's layers as one table: files, or a folder of them."""
+    files = ks_table_files(ks_files)
     if not files:
-        raise ValueError(f"no KS tables in {paths}")
+        raise ValueError(f"no KS tables in {ks_files}")
     return pl.concat([pl.read_parquet(f) for f in files])
 
 

@@ -10,7 +10,16 @@ import yaml
 from conftest import tiny_config
 
 from pan import images, models
-from pan.config import ConfigError, FigureSettings, Settings, load_settings, reject_unknown_keys
+from pan.config import (
+    ConfigError,
+    ControlSettings,
+    FigureSettings,
+    Settings,
+    StabilitySettings,
+    load_settings,
+    reject_unknown_keys,
+)
+from pan.controls import CONDITIONS
 from pan.images import ImageSpec
 from pan.inference import DEFAULT_MICRO_BATCH
 from pan.labelling import DEFAULT_THETA
@@ -78,6 +87,10 @@ def test_the_schema_states_no_defaults_and_the_same_keys_and_sources_as_the_sett
     assert set(image_set["properties"]) == {f.name for f in fields(ImageSpec)}
     assert tuple(image_set["properties"]["source"]["enum"]) == images.SOURCES
     assert set(SCHEMA["properties"]["figures"]["properties"]) == {f.name for f in fields(FigureSettings)}
+    assert set(SCHEMA["properties"]["controls"]["properties"]) == {f.name for f in fields(ControlSettings)}
+    assert set(SCHEMA["properties"]["stability"]["properties"]) == {f.name for f in fields(StabilitySettings)}
+    conditions = SCHEMA["properties"]["controls"]["properties"]["conditions"]["items"]["enum"]
+    assert tuple(conditions) == CONDITIONS
 
 
 def test_readme_states_the_defaults_of_the_settings():
@@ -91,6 +104,8 @@ def test_readme_states_the_defaults_of_the_settings():
         "gpus": defaults.gpus,
         "images.count": defaults.images.count,
         "images.seed": defaults.images.seed,
+        "controls.seed": defaults.controls.seed,
+        "stability.draws": defaults.stability.draws,
     }.items():
         assert f"| `{key}` | {value} |" in readme, key
 

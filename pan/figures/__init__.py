@@ -7,6 +7,7 @@ modules (:mod:`pan.scoring`, :mod:`pan.labelling`, :mod:`pan.odds`, :mod:`pan.ne
 - :mod:`pan.figures.cards`          PAN cards: zero vs reflect padding, heatmaps, kernel (Figs. 6-8)
 - :mod:`pan.figures.ks_plots`       KS distributions (Fig. 4), theta sweep, PAN share by depth
 - :mod:`pan.figures.odds`           ordered log-odds and their histograms (Figs. 9-10)
+- :mod:`pan.figures.trust`          PAN share by depth per control, PAN frequency over draws
 - :mod:`pan.figures.render`         saving a chart as interactive HTML and as PNG
 """
 

@@ -3,8 +3,9 @@ import re
 from snakemake.utils import validate
 
 from pan.config import checked_eval_images, load_settings, reject_unknown_keys
+from pan.controls import RUN_PATTERN, control_run, draw_run, parse_run, run_images
 from pan.resources import dump_mem_mb as forward_mem_mb
-from pan.resources import ks_dump_mem_mb, read_layer_shapes
+from pan.resources import ks_dump_mem_mb, ks_shapes_mem_mb, read_layer_shapes
 
 
 # Before any job: unknown keys (with the closest known one), the schema, then files and folders.
@@ -16,13 +17,20 @@ MODELS = list(SETTINGS.models)
 # CPU, where they import no torch.
 KS_DEVICE = "cpu" if SETTINGS.device == "cpu" or (SETTINGS.device == "auto" and SETTINGS.gpus == 0) else SETTINGS.device
 # Report captions read `config`: give them the settings they quote, defaults resolved.
-config.update(theta=SETTINGS.theta, odds_threshold=SETTINGS.odds_threshold, eval_images=vars(SETTINGS.eval_images))
+config.update(
+    theta=SETTINGS.theta,
+    odds_threshold=SETTINGS.odds_threshold,
+    eval_images=vars(SETTINGS.eval_images),
+    controls={"conditions": list(SETTINGS.controls.conditions), "seed": SETTINGS.controls.seed},
+    stability={"draws": SETTINGS.stability.draws},
+)
 
 
 wildcard_constraints:
     model="|".join(re.escape(name) for name in MODELS),
     layer=r"[^/]+",
     slot=r"[^/]+",
+    run=RUN_PATTERN,
 
 
 def dump_of(wildcards):
@@ -40,6 +48,32 @@ def dump_mem_mb(wildcards, input, attempt):
     """Memory request (MB) of a forward-pass job, from the model's layer shapes (input ``shapes``)
     and the micro-batch."""
     return forward_mem_mb(read_layer_shapes(input.shapes), SETTINGS.micro_batch) * attempt
+
+
+def run_ks_mem_mb(wildcards, input, attempt):
+    """Memory request (MB) of a run's KS job, from the layer shapes: its dump does not exist yet
+    when the job is planned."""
+    from pan.images import image_records
+
+    images = len(image_records(run_images(SETTINGS.images, wildcards.run)))
+    return ks_shapes_mem_mb(read_layer_shapes(input.shapes), images) * attempt
+
+
+def condition_labels(model):
+    """condition -> PAN labels of ``model`` for every configured control condition."""
+    return {
+        condition: (
+            f"results/pans/{model}.parquet"
+            if condition == "trained"
+            else f"results/{control_run(condition)}/pans/{model}.parquet"
+        )
+        for condition in SETTINGS.controls.conditions
+    }
+
+
+def draw_labels(model):
+    """The PAN labels of every stability draw of ``model``."""
+    return [f"results/{draw_run(k)}/pans/{model}.parquet" for k in range(SETTINGS.stability.draws)]
 
 
 def evaluation_input(wildcards):

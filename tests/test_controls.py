@@ -1,0 +1,236 @@
+"""pan.controls: the reflect and random-init controls and label stability across image draws."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+import torch
+import yaml
+from conftest import tiny_config, write_images
+from tiny_net import EXPECTED_TYPES, TinyNet
+from torch import nn
+
+from pan.config import ConfigError, load_settings
+from pan.controls import (
+    control_model,
+    controls_table,
+    draw_seed,
+    dump_run,
+    jaccard,
+    label_run_files,
+    parse_run,
+    reinitialise,
+    stability,
+    stability_summary,
+    t_interval,
+)
+from pan.images import ImageSpec
+from pan.labelling import PAN_TYPES
+from pan.models import ModelSpec
+from pan.scoring import score_dump
+from pan.workflow import run_workflow, scheduled_jobs
+
+TESTS = Path(__file__).resolve().parent
+PLANTED = {key for key, kind in EXPECTED_TYPES.items() if kind}
+BLIND = {key for key, kind in EXPECTED_TYPES.items() if not kind}
+
+
+def labels(rows: list[tuple[str, int, bool, str]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "layer": [r[0] for r in rows],
+            "layer_index": [0 if r[0] == "a" else 1 for r in rows],
+            "neuron": [r[1] for r in rows],
+            "is_pan": [r[2] for r in rows],
+            "pan_type": [r[3] for r in rows],
+        }
+    )
+
+
+def test_runs_and_draw_seeds():
+    assert parse_run("controls/reflect") == ("reflect", None)
+    assert parse_run("stability/draw12") == ("trained", 12)
+    with pytest.raises(ValueError, match="unknown run"):
+        parse_run("controls/trained")
+    seeds = {draw_seed(0, k) for k in range(5)} | {draw_seed(1, k) for k in range(5)}
+    assert len(seeds) == 10 and 0 not in seeds and draw_seed(-3, 0) >= 0
+    assert draw_seed(0, 2) == draw_seed(0, 2)
+
+
+def test_stability_counts_frequency_modal_type_and_main_batch():
+    draws = [
+        labels([("a", 0, True, "T"), ("a", 1, False, ""), ("b", 0, True, "L")]),
+        labels([("a", 0, True, "T"), ("a", 1, True, "B"), ("b", 0, True, "TB")]),
+        labels([("a", 0, True, "B"), ("a", 1, False, ""), ("b", 0, True, "TB")]),
+        labels([("a", 0, True, "T"), ("a", 1, False, ""), ("b", 0, False, "")]),
+    ]
+    main = labels([("a", 0, True, "T"), ("a", 1, False, ""), ("b", 0, False, "")])
+    table = stability(draws, main)
+    assert table.columns == [
+        "layer",
+        "layer_index",
+        "neuron",
+        "pan_frequency",
+        "modal_type",
+        "pan_in_main_batch",
+    ]
+    assert table.rows() == [
+        ("a", 0, 0, 1.0, "T", True),
+        ("a", 0, 1, 0.25, "B", False),
+        ("b", 1, 0, 0.75, "TB", False),
+    ]
+    row = stability_summary("m", draws)
+    shares = [200 / 3, 100, 200 / 3, 100 / 3]
+    mean, low, high = t_interval(shares)
+    assert row["pan_pct_mean"] == round(mean, 3) and row["pan_pct_low"] == round(low, 3) < mean < high
+    assert round(high - mean, 6) == round(mean - low, 6)
+    # t(0.975, 3) = 3.182446
+    sd = (sum((s - mean) ** 2 for s in shares) / 3) ** 0.5
+    assert row["pan_pct_high"] == pytest.approx(mean + 3.182446 * sd / 2, abs=1e-3)
+    sets = [{("a", 0), ("b", 0)}, {("a", 0), ("a", 1), ("b", 0)}, {("a", 0), ("b", 0)}, {("a", 0)}]
+    pairs = [jaccard(sets[i], sets[j]) for i in range(4) for j in range(i + 1, 4)]
+    assert row["jaccard_mean"] == round(sum(pairs) / 6, 4)
+    assert (row["pans_every_draw"], row["pans_any_draw"], row["draws"]) == (1, 3, 4)
+    assert jaccard(set(), set()) == 1.0
+
+
+def test_random_init_of_a_python_model_resets_even_hand_set_weights():
+    spec = ModelSpec("tiny", "python", builder=str(TESTS / "tiny_net.py:build"))
+    first, note = control_model(spec, "random_init", seed=0)
+    again, _ = control_model(spec, "random_init", seed=0)
+    other, _ = control_model(spec, "random_init", seed=1)
+    planted = TinyNet().conv1.weight
+    assert note == "" and not torch.equal(first.model.conv1.weight, planted)
+    assert torch.equal(first.model.conv1.weight, again.model.conv1.weight)
+    assert not torch.equal(first.model.conv1.weight, other.model.conv1.weight)
+
+
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def test_a_module_without_reset_parameters_makes_random_init_unavailable_not_a_failure(tmp_path):
+    net = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), Scaled())
+    assert reinitialise(net, 0) == ["1"]
+    (tmp_path / "scaled.py").write_text(
+        "from torch import nn\nfrom test_controls import Scaled\n"
+        "def build():\n    return nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), Scaled())\n"
+    )
+    write_images(tmp_path / "images", 8)
+    spec = ModelSpec(
+        "scaled", "python", builder=str(tmp_path / "scaled.py:build"), input_size=32, resize_size=32
+    )
+    images = ImageSpec("folder", str(tmp_path / "images"), 8, 0)
+    record = dump_run(spec, images, tmp_path / "dump", tmp_path / "record.json", condition="random_init")
+    assert not record["available"] and "not re-initialisable: modules 1" in record["note"]
+    assert json.loads((tmp_path / "record.json").read_text()) == record
+    assert score_dump(tmp_path / "dump", tmp_path / "ks") == []  # no layer: nothing to score
+    empty = label_run_files(tmp_path / "ks", tmp_path / "labels.parquet", theta=0.5)
+    assert empty.is_empty() and "pan_type" in empty.columns
+    table = controls_table({("scaled", "random_init"): empty}, {("scaled", "random_init"): record["note"]})
+    row = table.row(0, named=True)
+    assert (row["neurons"], row["pans"], row["pan_pct"]) == (0, 0, 0.0) and row["note"] == record["note"]
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"stability": {"draws": 1}}, "draws"),
+        ({"stability": {"draws": 2.5}}, "draws"),
+        ({"stability": {"draws": "five"}}, "draws"),
+        ({"controls": {"conditions": ["trained", "mirror"]}}, "mirror"),
+        ({"controls": {"seeds": 1}}, "did you mean 'seed'"),
+    ],
+)
+def test_bad_controls_and_stability_settings_fail_before_any_job(tiny_workdir, section, message):
+    (tiny_workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(**section)))
+    result = run_workflow(tiny_workdir, "-n", "results/tables/stability.csv", check=False)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert not (tiny_workdir / "results").exists()
+
+
+def test_a_folder_with_fewer_images_than_the_batch_fails_for_the_draws_too(tiny_workdir, monkeypatch):
+    monkeypatch.chdir(tiny_workdir)  # draws share the source and size of images: one check holds for all
+    config = tiny_config(stability={"draws": 3})
+    config["images"]["count"] = 30
+    with pytest.raises(ConfigError, match="only 20 images but 30"):
+        load_settings(config)
+
+
+@pytest.fixture(scope="module")
+def trust_run(tmp_path_factory) -> Path:
+    """The tiny net through controls and 3 stability draws."""
+    workdir = tmp_path_factory.mktemp("trust_run")
+    shutil.copy(TESTS / "tiny_net.py", workdir / "tiny_net.py")
+    write_images(workdir / "images", 20)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(stability={"draws": 3})))
+    run_workflow(workdir, "trust", "results/tables/table2.csv")
+    return workdir
+
+
+@pytest.mark.workflow
+def test_planted_pans_survive_training_and_vanish_under_reflect(trust_run):
+    table = pl.read_csv(trust_run / "results/tables/controls.csv", schema_overrides={"note": pl.String})
+    assert table.columns == [
+        "model",
+        "condition",
+        *PAN_TYPES,
+        "pans",
+        "edge_detectors",
+        "neurons",
+        "pan_pct",
+        "note",
+    ]
+    assert table["condition"].to_list() == ["trained", "reflect", "random_init"]
+    trained = pl.read_csv(trust_run / "results/tables/table2.csv")
+    assert table.row(0)[2:-1] == trained.row(0)[1:]
+    got = {}
+    for condition, path in [("trained", "results/pans"), ("reflect", "results/controls/reflect/pans")]:
+        frame = pl.read_parquet(trust_run / path / "tiny.parquet").filter("is_pan")
+        got[condition] = set(frame.select("layer", "neuron").iter_rows())
+    assert got["trained"] == PLANTED
+    assert not got["reflect"]  # asymmetric.1's ZeroPad2d is reflected too (pan.padding)
+    assert all(n > 0 for n in table["neurons"]) and table["note"].fill_null("").to_list() == ["", "", ""]
+
+
+@pytest.mark.workflow
+def test_planted_pans_are_pans_in_every_draw_and_blind_neurons_in_none(trust_run):
+    table = pl.read_parquet(trust_run / "results/stability/tiny.parquet")
+    frequency = {(r["layer"], r["neuron"]): r["pan_frequency"] for r in table.iter_rows(named=True)}
+    assert {k for k, f in frequency.items() if f == 1.0} == PLANTED
+    assert {k for k, f in frequency.items() if f == 0.0} == BLIND
+    assert table.filter("pan_in_main_batch").height == len(PLANTED)
+    modal = {(r["layer"], r["neuron"]): r["modal_type"] for r in table.iter_rows(named=True)}
+    assert modal == EXPECTED_TYPES
+    summary = pl.read_csv(trust_run / "results/tables/stability.csv").row(0, named=True)
+    assert summary["draws"] == 3 and summary["jaccard_mean"] == 1.0
+    assert summary["pans_every_draw"] == summary["pans_any_draw"] == len(PLANTED)
+    assert not list((trust_run / "results/stability").glob("draw*/activations/*"))  # temp dumps gone
+    for figure in ("controls_depth", "stability_histogram"):
+        assert (trust_run / f"results/figures/tiny/{figure}.png").stat().st_size > 0
+
+
+@pytest.mark.workflow
+def test_a_theta_change_reruns_labels_and_tables_of_every_run_and_no_dump_or_ks(trust_run):
+    unchanged = run_workflow(trust_run, "-n", "trust")
+    assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
+    rerun = run_workflow(trust_run, "-n", "trust", "--config", "theta=0.4")
+    assert scheduled_jobs(rerun.stdout + rerun.stderr) == {
+        "label_pans": 1,
+        "run_label_pans": 5,  # reflect, random_init and 3 draws
+        "controls_table": 1,
+        "stability": 1,
+        "stability_table": 1,
+        "controls_depth": 1,
+        "stability_histogram": 1,
+        "trust": 1,
+    }

@@ -1,0 +1,14 @@
+from pan.controls import dump_run
+from pan.logs import log_to
+
+with log_to(snakemake.log[0]):
+    dump_run(
+        snakemake.params.model,
+        snakemake.params.images,
+        snakemake.output.dump,
+        snakemake.output.record,
+        condition=snakemake.params.condition,
+        seed=snakemake.params.seed,
+        micro_batch=snakemake.params.micro_batch,
+        device=snakemake.params.device,
+    )
