@@ -447,8 +447,11 @@ def with_reflect_padding(
 def layer_padding(model: nn.Module, name: str) -> str:
     """What the analysed conv ``name`` of ``model`` pads its input with: ``"zeros"`` (its own
     padding, a pad module run by it or right before it, or TF "SAME" padding), ``"none"`` (no
-    padding at all), or its ``padding_mode`` (``"reflect"``, ``"replicate"``, ``"circular"``)."""
+    padding at all), or its ``padding_mode`` (``"reflect"``, ``"replicate"``, ``"circular"``); in
+    a variant, ``"reflect"`` (or ``"zeros and reflect"`` when only some channels reflect)."""
     conv = model.get_submodule(name)
+    if isinstance(conv, ChannelPaddedConv2d):  # a variant's conv (the reflect control's)
+        return "reflect" if conv.selects_all_channels else "zeros and reflect"
     if conv.padding_mode != "zeros":
         return conv.padding_mode
     if _padding_depends_on_input(conv) or any(zero_padding(conv)) or any(_pad_module_before(model, name)):
