@@ -25,9 +25,11 @@ from typing import Any
 from .classes import check_eval_labels
 from .images import ImageSpec, check_batch, image_records
 from .inference import DEFAULT_MICRO_BATCH
+from .injection import DEFAULT_INJECTION_COUNT, DEFAULT_KINDS, DEFAULT_POSITIONS, KINDS
 from .labelling import DEFAULT_THETA, check_theta
 from .models import ModelSpec
 from .odds import DEFAULT_ODDS_THRESHOLD
+from .reach import DEFAULT_MAX_DISTANCE
 
 
 class ConfigError(ValueError):
@@ -81,6 +83,35 @@ class FigureSettings:
 
 
 @dataclass(frozen=True)
+class ReachSettings:
+    """The ``reach:`` section: how far from each border padding awareness is scored."""
+
+    max_distance: int = DEFAULT_MAX_DISTANCE
+    """Rows/columns 0..max_distance from each border; the inner centre lies beyond them."""
+
+
+@dataclass(frozen=True)
+class InjectionSettings:
+    """The ``injection:`` section: the one-pixel lines drawn into the §4 evaluation images."""
+
+    positions: tuple[float, ...] = DEFAULT_POSITIONS
+    """Where lines go, as fractions of the input's height (rows) and width (columns)."""
+    kinds: tuple[str, ...] = DEFAULT_KINDS
+    """``zero`` (0 in input space), ``black`` (pixel value 0), ``copied`` (the control)."""
+    count: int | None = DEFAULT_INJECTION_COUNT
+    """The first ``count`` evaluation images get lines (``None``: all of them)."""
+
+    @classmethod
+    def from_config(cls, entry: Mapping[str, Any]) -> InjectionSettings:
+        entry = {key: tuple(value) if isinstance(value, list) else value for key, value in entry.items()}
+        settings = cls(**entry)
+        unknown = sorted(set(settings.kinds) - set(KINDS))
+        if unknown:
+            raise ValueError(f"injection.kinds: unknown kinds {unknown}; use some of {list(KINDS)}")
+        return settings
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated config (README, "Configuration", documents each key)."""
 
@@ -98,6 +129,8 @@ class Settings:
     """Seed of RAND-reflect's random control channels."""
     odds_threshold: float = DEFAULT_ODDS_THRESHOLD
     figures: FigureSettings = field(default_factory=FigureSettings)
+    reach: ReachSettings = ReachSettings()
+    injection: InjectionSettings = InjectionSettings()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -109,6 +142,10 @@ class Settings:
                 entry[key] = ImageSpec(**entry[key])
         if "figures" in entry:
             entry["figures"] = FigureSettings.from_config(entry["figures"])
+        if "reach" in entry:
+            entry["reach"] = ReachSettings(**entry["reach"])
+        if "injection" in entry:
+            entry["injection"] = InjectionSettings.from_config(entry["injection"])
         settings = cls(**entry)
         check_theta(settings.theta)
         unknown = sorted({n.model for n in settings.figures.neurons} - set(settings.models))
@@ -132,6 +169,8 @@ _SECTIONS: dict[str, type] = {
     "eval_images": ImageSpec,
     "figures": FigureSettings,
     "figures.neurons.*": ConfiguredNeuron,
+    "reach": ReachSettings,
+    "injection": InjectionSettings,
 }
 """Where in the config each dataclass's fields are the known keys."""
 
@@ -163,7 +202,7 @@ def reject_unknown_keys(config: Mapping[str, Any]) -> None:
     check(config, "", "")
     for name, spec in (config.get("models") or {}).items():
         check(spec, f"models.{name}", "models.*")
-    for key in ("images", "eval_images", "figures"):
+    for key in ("images", "eval_images", "figures", "reach", "injection"):
         check(config.get(key), key, key)
     figures = config.get("figures")
     for i, neuron in enumerate(figures.get("neurons") or [] if isinstance(figures, Mapping) else []):

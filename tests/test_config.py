@@ -10,7 +10,15 @@ import yaml
 from conftest import tiny_config
 
 from pan import images, models
-from pan.config import ConfigError, FigureSettings, Settings, load_settings, reject_unknown_keys
+from pan.config import (
+    ConfigError,
+    FigureSettings,
+    InjectionSettings,
+    ReachSettings,
+    Settings,
+    load_settings,
+    reject_unknown_keys,
+)
 from pan.images import ImageSpec
 from pan.inference import DEFAULT_MICRO_BATCH
 from pan.labelling import DEFAULT_THETA
@@ -32,6 +40,8 @@ SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text
             "unknown key 'models.m.varient'; did you mean 'variant'?",
         ),
         ({"figures": {"top_pan": 1}}, "unknown key 'figures.top_pan'; did you mean 'top_pans'?"),
+        ({"reach": {"max_distanse": 2}}, "unknown key 'reach.max_distanse'; did you mean 'max_distance'?"),
+        ({"injection": {"kind": ["zero"]}}, "unknown key 'injection.kind'; did you mean 'kinds'?"),
         (
             {"figures": {"neurons": [{"model": "tiny", "layer": "conv1", "neron": 1}]}},
             "unknown key 'figures.neurons[0].neron'; did you mean 'neuron'?",
@@ -78,6 +88,8 @@ def test_the_schema_states_no_defaults_and_the_same_keys_and_sources_as_the_sett
     assert set(image_set["properties"]) == {f.name for f in fields(ImageSpec)}
     assert tuple(image_set["properties"]["source"]["enum"]) == images.SOURCES
     assert set(SCHEMA["properties"]["figures"]["properties"]) == {f.name for f in fields(FigureSettings)}
+    assert set(SCHEMA["properties"]["reach"]["properties"]) == {f.name for f in fields(ReachSettings)}
+    assert set(SCHEMA["properties"]["injection"]["properties"]) == {f.name for f in fields(InjectionSettings)}
 
 
 def test_readme_states_the_defaults_of_the_settings():
@@ -91,6 +103,8 @@ def test_readme_states_the_defaults_of_the_settings():
         "gpus": defaults.gpus,
         "images.count": defaults.images.count,
         "images.seed": defaults.images.seed,
+        "reach.max_distance": defaults.reach.max_distance,
+        "injection.count": defaults.injection.count,
     }.items():
         assert f"| `{key}` | {value} |" in readme, key
 
