@@ -19,6 +19,9 @@ include: "workflow/rules/pans.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/padding_bias.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/origin.smk"
+include: "workflow/rules/reach.smk"
+include: "workflow/rules/injection.smk"
 
 
 report: "workflow/report/workflow.rst"
