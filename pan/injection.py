@@ -47,9 +47,9 @@ if TYPE_CHECKING:  # torch loads lazily: the config imports the defaults below
 KINDS: tuple[str, ...] = ("zero", "black", "copied")
 DEFAULT_KINDS = KINDS
 DEFAULT_POSITIONS: tuple[float, ...] = (0.25, 0.5, 0.75)
-DEFAULT_INJECTION_COUNT = 32
+DEFAULT_INJECTION_COUNT = 16
 """Evaluation images that get lines: each costs ``1 + 2 * positions * kinds`` forward passes
-per variant (57 for the defaults), so the default takes the first 32 of the §4 images."""
+per variant (57 for the defaults), so the default takes the first 16 of the §4 images."""
 ORIENTATIONS: dict[str, tuple[str, str]] = {"rows": ("T", "B"), "columns": ("L", "R")}
 """Line orientation -> the PAN borders it mimics."""
 PREDICTION_VARIANTS: tuple[str, ...] = ("original", "pan_reflect", "rand_reflect")
@@ -219,11 +219,12 @@ class FiringRecorder:
     """Forward-hook sink that keeps each layer's clean centres, then scores the counted rows of
     each line against them (one line's rows in memory at a time)."""
 
-    def __init__(self, input_size: tuple[int, int]):
-        self.input_size = input_size
+    def __init__(self, input_size: tuple[int, int], images: int):
+        self.input_size, self.images = input_size, images
         self.line: Line | None = None
-        self.centre_parts: dict[str, list[np.ndarray]] = {}
-        self.centres: dict[str, Any] = {}
+        self.centre_parts: dict[str, np.ndarray] = {}
+        self.filled: dict[str, int] = {}
+        self.centres: dict[str, np.ndarray] = {}
         self.indices: dict[str, int] = {}
         self.shapes: dict[str, tuple[int, int]] = {}
         self.windows: dict[tuple[str, int], list[np.ndarray]] = {}
@@ -232,9 +233,16 @@ class FiringRecorder:
     def sink(self, layer, maps: torch.Tensor) -> None:
         maps = maps.float().cpu().numpy()
         name = layer.name
-        if self.line is None:
-            self.indices[name], self.shapes[name] = layer.index, maps.shape[-2:]
-            self.centre_parts.setdefault(name, []).append(maps[:, :, 1:-1, 1:-1].copy())
+        if self.line is None:  # the clean pass: centres go straight into one array per layer
+            if name not in self.centre_parts:
+                self.indices[name], self.shapes[name] = layer.index, maps.shape[-2:]
+                self.filled[name] = 0
+                shape = (maps.shape[1], self.images, *(max(size - 2, 0) for size in maps.shape[-2:]))
+                self.centre_parts[name] = np.empty(shape, dtype=np.float32)
+            start = self.filled[name]
+            centre = maps[:, :, 1:-1, 1:-1].transpose(1, 0, 2, 3)
+            self.centre_parts[name][:, start : start + len(maps)] = centre
+            self.filled[name] += len(maps)
             return
         rows = self.line.orientation == "rows"
         axis_size = maps.shape[2] if rows else maps.shape[3]
@@ -244,27 +252,29 @@ class FiringRecorder:
             self.windows.setdefault((name, r), []).append(window.copy())
 
     def freeze_centres(self) -> None:
-        """Sort each layer's clean centre once (after the clean pass)."""
-        from .ks import SortedSamples
-
-        for name, parts in self.centre_parts.items():
-            centre = np.concatenate(parts)
-            values = centre.transpose(1, 0, 2, 3).reshape(centre.shape[1], -1)
-            del parts[:], centre
-            self.centres[name] = SortedSamples(np.ascontiguousarray(values), overwrite=True)
-        self.centre_parts.clear()
+        """Sort each layer's clean centre once (after the clean pass), kept as sorted float32
+        rows: half the memory of KS keys, which each line rebuilds for one layer at a time."""
+        for name in list(self.centre_parts):
+            values = self.centre_parts.pop(name)  # (neurons, images, H-2, W-2): rows in place
+            values = values.reshape(values.shape[0], -1)
+            values.sort(axis=1)
+            self.centres[name] = values
 
     def score_line(self) -> None:
         """Score the counted rows of the current line against the clean centres."""
-        from .ks import border_ks
+        from .ks import SortedSamples, border_ks
 
         line = self.line
         rows = line.orientation == "rows"
         size = self.input_size[0] if rows else self.input_size[1]
-        for (name, r), parts in self.windows.items():
+        centres: dict[str, SortedSamples] = {}
+        for (name, r), parts in sorted(self.windows.items(), key=lambda item: self.indices[item[0][0]]):
+            if name not in centres:  # one layer's keys in memory at a time
+                centres.clear()
+                centres[name] = SortedSamples.from_sorted(self.centres[name])
             window = np.concatenate(parts)  # (images, neurons, length)
             values = window.transpose(1, 0, 2).reshape(window.shape[1], -1)
-            result = border_ks(np.ascontiguousarray(values), self.centres[name])
+            result = border_ks(np.ascontiguousarray(values), centres[name])
             count = len(result.ks)
             map_size = self.shapes[name][0 if rows else 1]
             centre = line.index * map_size // size
@@ -310,7 +320,7 @@ def firing_statistics(
     from .inference import recording
     from .layers import analysed_layers
 
-    recorder = FiringRecorder(tuple(batches[0].shape[-2:]))
+    recorder = FiringRecorder(tuple(batches[0].shape[-2:]), sum(len(batch) for batch in batches))
 
     def on_line(variant: str, line: Line | None) -> None:
         recorder.line = line

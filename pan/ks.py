@@ -50,9 +50,16 @@ class SortedSamples:
         ordered.sort(axis=1)
         if self.size and np.isnan(ordered[:, -1]).any():  # NaNs sort last
             raise ValueError("samples contain NaN; KS statistics are undefined")
-        keys = _order_keys(ordered).astype(np.uint64)
-        keys |= np.arange(self.neurons, dtype=np.uint64)[:, None] << np.uint64(32)
-        self.keys = keys.ravel()
+        self.keys = _tagged_keys(ordered)
+
+    @classmethod
+    def from_sorted(cls, ordered: np.ndarray) -> SortedSamples:
+        """Samples from float32 rows that are already sorted (e.g. kept by a caller that scores
+        many borders against one centre: half the memory of the keys); ``ordered`` is unchanged."""
+        samples = cls.__new__(cls)
+        samples.neurons, samples.size = ordered.shape
+        samples.keys = _tagged_keys(np.array(ordered, dtype=np.float32))
+        return samples
 
     def counts_below(self, other: SortedSamples) -> tuple[np.ndarray, np.ndarray]:
         """For every value of ``other`` (same neurons), how many values of its neuron here are
@@ -66,6 +73,13 @@ class SortedSamples:
         offsets = np.arange(self.neurons, dtype=np.int64)[:, None] * self.size
         shape = (self.neurons, -1)
         return at_most.reshape(shape) - offsets, below.reshape(shape) - offsets
+
+
+def _tagged_keys(ordered: np.ndarray) -> np.ndarray:
+    """Neuron-tagged ``uint64`` keys of row-sorted float32 ``ordered`` (consumed), flattened."""
+    keys = _order_keys(ordered).astype(np.uint64)
+    keys |= np.arange(ordered.shape[0], dtype=np.uint64)[:, None] << np.uint64(32)
+    return keys.ravel()
 
 
 def _as_float32(values: np.ndarray) -> np.ndarray:

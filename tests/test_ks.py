@@ -143,3 +143,13 @@ def test_layer_scored_in_cache_sized_chunks_matches_scipy(monkeypatch):
         expected = scipy_reference(border, centre[row["neuron"]])
         got = (row["ks"], row["ks_plus"], row["ks_minus"])
         np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE, err_msg=str(row))
+
+
+def test_samples_from_sorted_rows_have_the_keys_of_a_fresh_sort():
+    values = np.random.default_rng(3).normal(size=(5, 40)).astype(np.float32)
+    values[:, :10] = 0.0  # ties, -0.0 included
+    values[0, 3] = -0.0
+    ordered = np.sort(values, axis=1)
+    kept = ordered.copy()
+    assert np.array_equal(SortedSamples.from_sorted(ordered).keys, SortedSamples(values).keys)
+    assert np.array_equal(ordered, kept)  # left unchanged
