@@ -19,8 +19,10 @@ Each such row of each neuron, over all injected images, is scored against that n
 centre (rows and columns ``1 .. s-2``) on the *clean* images with §3's KS, KS+ and KS-
 (:func:`pan.ks.border_ks`). At theta (:func:`injection_summary`) a PAN with a border of the
 line's orientation (T or B for rows, L or R for columns) *fires* at a position when one of
-the counted rows passes the PAN rule (:func:`pan.labelling.pan_rule`);
-``pans_firing_fraction`` is the share of (PAN, position) pairs that fire.
+the counted rows passes the PAN rule (:func:`pan.labelling.pan_rule`) with the line and not
+without it: the same rows of the clean images are scored too (kind ``clean``), since near a
+border (small maps) they can pass with no line at all. ``pans_firing_fraction`` is the share
+of (PAN, position) pairs that fire.
 
 **Predictions** (:func:`line_predictions`): per image, line and variant (``original``,
 ``pan_reflect``, ``rand_reflect``), the top-1 class and the L1 distance between the logits
@@ -127,6 +129,16 @@ def plan_lines(positions: Sequence[float], kinds: Sequence[str], height: int, wi
     return lines
 
 
+CLEAN = "clean"
+"""Kind of the control rows in the firing statistics: the counted rows of a line position on
+the clean images; a PAN fires only on rows that do not pass the PAN rule there already."""
+
+
+def clean_control(line: Line) -> Line:
+    """The clean control of ``line``: the same orientation and position, nothing drawn."""
+    return Line(CLEAN, line.orientation, line.position, line.index, -1)
+
+
 def reached(index: int, input_size: int, map_size: int) -> list[int]:
     """The map rows (columns) that count for a line at input row ``index`` (see module docstring)."""
     centre = index * map_size // input_size
@@ -219,9 +231,14 @@ class FiringRecorder:
     """Forward-hook sink that keeps each layer's clean centres, then scores the counted rows of
     each line against them (one line's rows in memory at a time)."""
 
-    def __init__(self, input_size: tuple[int, int], images: int):
+    def __init__(self, input_size: tuple[int, int], images: int, lines: Sequence[Line] = ()):
         self.input_size, self.images = input_size, images
         self.line: Line | None = None
+        self.controls = list(dict.fromkeys(clean_control(line) for line in lines))
+        """The counted rows of each line position, recorded on the clean images (kind ``clean``)."""
+        self.control_windows: dict[Line, dict[tuple[str, int], list[np.ndarray]]] = {
+            c: {} for c in self.controls
+        }
         self.centre_parts: dict[str, np.ndarray] = {}
         self.filled: dict[str, int] = {}
         self.centres: dict[str, np.ndarray] = {}
@@ -243,13 +260,18 @@ class FiringRecorder:
             centre = maps[:, :, 1:-1, 1:-1].transpose(1, 0, 2, 3)
             self.centre_parts[name][:, start : start + len(maps)] = centre
             self.filled[name] += len(maps)
+            for control in self.controls:
+                self._keep_rows(name, maps, control, self.control_windows[control])
             return
-        rows = self.line.orientation == "rows"
+        self._keep_rows(name, maps, self.line, self.windows)
+
+    def _keep_rows(self, name: str, maps: np.ndarray, line: Line, windows: dict) -> None:
+        rows = line.orientation == "rows"
         axis_size = maps.shape[2] if rows else maps.shape[3]
         size = self.input_size[0] if rows else self.input_size[1]
-        for r in reached(self.line.index, size, axis_size):
+        for r in reached(line.index, size, axis_size):
             window = maps[:, :, r, :] if rows else maps[:, :, :, r]
-            self.windows.setdefault((name, r), []).append(window.copy())
+            windows.setdefault((name, r), []).append(window.copy())
 
     def freeze_centres(self) -> None:
         """Sort each layer's clean centre once (after the clean pass), kept as sorted float32
@@ -259,6 +281,10 @@ class FiringRecorder:
             values = values.reshape(values.shape[0], -1)
             values.sort(axis=1)
             self.centres[name] = values
+        for control in self.controls:  # the same rows without any line
+            self.line, self.windows = control, self.control_windows.pop(control)
+            self.score_line()
+        self.line = None
 
     def score_line(self) -> None:
         """Score the counted rows of the current line against the clean centres."""
@@ -320,7 +346,7 @@ def firing_statistics(
     from .inference import recording
     from .layers import analysed_layers
 
-    recorder = FiringRecorder(tuple(batches[0].shape[-2:]), sum(len(batch) for batch in batches))
+    recorder = FiringRecorder(tuple(batches[0].shape[-2:]), sum(len(batch) for batch in batches), lines)
 
     def on_line(variant: str, line: Line | None) -> None:
         recorder.line = line
@@ -424,12 +450,22 @@ def write_injection_table(prediction_files: Iterable[str | Path], out: str | Pat
 
 
 def pan_firing(firing: pl.DataFrame, labels: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
-    """Per PAN and line whose orientation matches one of its borders: ``fires`` at theta."""
+    """Per PAN and line whose orientation matches one of its borders: ``fires`` at theta (a
+    counted row passes the PAN rule with the line and not on the clean images), and
+    ``fires_clean`` (a counted row passes on the clean images already: near a border)."""
     theta = check_theta(theta)
+    scored = firing.with_columns(passes=pan_rule(theta))
+    keys = ["layer_index", "neuron", "orientation", "position", "map_line"]
+    clean = scored.filter(pl.col("kind") == CLEAN).select(*keys, clean=pl.col("passes"))
     fires = (
-        firing.with_columns(passes=pan_rule(theta))
+        scored.filter(pl.col("kind") != CLEAN)
+        .join(clean, on=keys, how="left")
         .group_by("layer", "layer_index", "neuron", "kind", "orientation", "position")
-        .agg(fires=pl.col("passes").any(), best_ks=pl.col("ks").fill_nan(0.0).max())
+        .agg(
+            fires=(pl.col("passes") & ~pl.col("clean").fill_null(False)).any(),
+            fires_clean=pl.col("clean").fill_null(False).any(),
+            best_ks=pl.col("ks").fill_nan(0.0).max(),
+        )
     )
     frames = []
     for orientation, borders in ORIENTATIONS.items():

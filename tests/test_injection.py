@@ -141,3 +141,15 @@ def test_theta_reruns_labels_and_tables_never_label_free_passes(beyond_run):
         "injection_figure",
         "beyond_paper",
     }
+
+
+def test_rows_that_pass_without_any_line_do_not_count_as_firing():
+    net, images = beyond_net.build().eval(), beyond_net.batch()
+    labels = net_labels(net, images)
+    lines = plan_lines([0.0], ["copied"], 32, 32)  # rows 0 and 1 count: row 0 is the T PAN's border
+    firing, _ = firing_statistics(net, [images], lines, torch.zeros(3), [str(i) for i in range(16)])
+    firing = pl.from_arrow(firing)
+    assert set(firing["kind"]) == {"copied", "clean"}
+    fired = pan_firing(firing, labels, 0.5)
+    t_pan = fired.filter((pl.col("layer") == "conv1") & (pl.col("neuron") == 0)).row(0, named=True)
+    assert t_pan["fires_clean"] and not t_pan["fires"]
