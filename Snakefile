@@ -21,6 +21,9 @@ include: "workflow/rules/padding_bias.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/trust.smk"
+include: "workflow/rules/origin.smk"
+include: "workflow/rules/reach.smk"
+include: "workflow/rules/injection.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -26,9 +26,11 @@ from .classes import check_eval_labels
 from .controls import CONDITIONS, DEFAULT_CONTROLS_SEED, DEFAULT_DRAWS
 from .images import ImageSpec, check_batch, image_records
 from .inference import DEFAULT_MICRO_BATCH
+from .injection import DEFAULT_INJECTION_COUNT, DEFAULT_KINDS, DEFAULT_POSITIONS, KINDS
 from .labelling import DEFAULT_THETA, check_theta
 from .models import ModelSpec
 from .odds import DEFAULT_ODDS_THRESHOLD
+from .reach import DEFAULT_MAX_DISTANCE
 
 
 class ConfigError(ValueError):
@@ -114,6 +116,35 @@ class StabilitySettings:
 
 
 @dataclass(frozen=True)
+class ReachSettings:
+    """The ``reach:`` section: how far from each border padding awareness is scored."""
+
+    max_distance: int = DEFAULT_MAX_DISTANCE
+    """Rows/columns 0..max_distance from each border; the inner centre lies beyond them."""
+
+
+@dataclass(frozen=True)
+class InjectionSettings:
+    """The ``injection:`` section: the one-pixel lines drawn into the §4 evaluation images."""
+
+    positions: tuple[float, ...] = DEFAULT_POSITIONS
+    """Where lines go, as fractions of the input's height (rows) and width (columns)."""
+    kinds: tuple[str, ...] = DEFAULT_KINDS
+    """``zero`` (0 in input space), ``black`` (pixel value 0), ``copied`` (the control)."""
+    count: int | None = DEFAULT_INJECTION_COUNT
+    """The first ``count`` evaluation images get lines (``None``: all of them)."""
+
+    @classmethod
+    def from_config(cls, entry: Mapping[str, Any]) -> InjectionSettings:
+        entry = {key: tuple(value) if isinstance(value, list) else value for key, value in entry.items()}
+        settings = cls(**entry)
+        unknown = sorted(set(settings.kinds) - set(KINDS))
+        if unknown:
+            raise ValueError(f"injection.kinds: unknown kinds {unknown}; use some of {list(KINDS)}")
+        return settings
+
+
+@dataclass(frozen=True)
 class Settings:
     """The validated config (README, "Configuration", documents each key)."""
 
@@ -133,6 +164,8 @@ class Settings:
     figures: FigureSettings = field(default_factory=FigureSettings)
     controls: ControlSettings = ControlSettings()
     stability: StabilitySettings = StabilitySettings()
+    reach: ReachSettings = ReachSettings()
+    injection: InjectionSettings = InjectionSettings()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -148,6 +181,10 @@ class Settings:
             entry["controls"] = ControlSettings.from_config(entry["controls"])
         if "stability" in entry:
             entry["stability"] = StabilitySettings(**entry["stability"])
+        if "reach" in entry:
+            entry["reach"] = ReachSettings(**entry["reach"])
+        if "injection" in entry:
+            entry["injection"] = InjectionSettings.from_config(entry["injection"])
         settings = cls(**entry)
         check_theta(settings.theta)
         unknown = sorted({n.model for n in settings.figures.neurons} - set(settings.models))
@@ -173,6 +210,8 @@ _SECTIONS: dict[str, type] = {
     "figures.neurons.*": ConfiguredNeuron,
     "controls": ControlSettings,
     "stability": StabilitySettings,
+    "reach": ReachSettings,
+    "injection": InjectionSettings,
 }
 """Where in the config each dataclass's fields are the known keys."""
 
@@ -204,7 +243,7 @@ def reject_unknown_keys(config: Mapping[str, Any]) -> None:
     check(config, "", "")
     for name, spec in (config.get("models") or {}).items():
         check(spec, f"models.{name}", "models.*")
-    for key in ("images", "eval_images", "figures", "controls", "stability"):
+    for key in ("images", "eval_images", "figures", "controls", "stability", "reach", "injection"):
         check(config.get(key), key, key)
     figures = config.get("figures")
     for i, neuron in enumerate(figures.get("neurons") or [] if isinstance(figures, Mapping) else []):

@@ -63,6 +63,15 @@ class SortedSamples:
             raise ValueError("samples contain NaN; KS statistics are undefined")
         self.keys = _order_keys(ordered)
 
+    @classmethod
+    def from_sorted(cls, ordered: np.ndarray) -> SortedSamples:
+        """Samples from float32 rows that are already sorted (e.g. kept by a caller that scores
+        many borders against one centre); ``ordered`` is unchanged."""
+        samples = cls.__new__(cls)
+        samples.neurons, samples.size = ordered.shape
+        samples.keys = _order_keys(np.array(ordered, dtype=np.float32))
+        return samples
+
     def counts_below(self, other: SortedSamples) -> tuple[np.ndarray, np.ndarray]:
         """For every value of ``other`` (same neurons), how many values of its neuron here are
         ``<=`` and ``<`` it: two ``(neurons, other.size)`` arrays in ``other``'s order."""

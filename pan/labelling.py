@@ -36,6 +36,18 @@ def check_theta(theta: float) -> float:
     return float(theta)
 
 
+def edge_rule(theta: float) -> pl.Expr:
+    """``KS > theta`` on columns ``ks`` (NaN never passes): an edge detector for that row's border."""
+    return pl.col("ks").fill_nan(0.0) > theta
+
+
+def pan_rule(theta: float) -> pl.Expr:
+    """The PAN rule on columns ``ks, ks_plus, ks_minus``: ``KS > theta`` and (``KS+ > theta`` or
+    ``KS- > theta``); NaN statistics never pass. Every PAN decision of pan goes through it."""
+    truncated = (pl.col("ks_plus").fill_nan(0.0) > theta) | (pl.col("ks_minus").fill_nan(0.0) > theta)
+    return edge_rule(theta) & truncated
+
+
 def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
     """One row per neuron from a KS table (one row per neuron x border, see :mod:`pan.scoring`).
 
@@ -52,10 +64,7 @@ def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
         >>> label_pans(ks, theta=0.4).filter("is_pan").group_by("pan_type").len()
     """
     theta = check_theta(theta)
-    scored = ks.with_columns(
-        edge=pl.col("ks").fill_nan(0.0) > theta,
-        truncated=(pl.col("ks_plus").fill_nan(0.0) > theta) | (pl.col("ks_minus").fill_nan(0.0) > theta),
-    ).with_columns(pan=pl.col("edge") & pl.col("truncated"))
+    scored = ks.with_columns(edge=edge_rule(theta), pan=pan_rule(theta))
     if "layer_padding" not in scored.columns:  # KS tables scored without it: zero padding
         scored = scored.with_columns(layer_padding=pl.lit("zeros"))
     wide = scored.pivot(

@@ -14,6 +14,8 @@ from pan.config import (
     ConfigError,
     ControlSettings,
     FigureSettings,
+    InjectionSettings,
+    ReachSettings,
     Settings,
     StabilitySettings,
     load_settings,
@@ -41,6 +43,8 @@ SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text
             "unknown key 'models.m.varient'; did you mean 'variant'?",
         ),
         ({"figures": {"top_pan": 1}}, "unknown key 'figures.top_pan'; did you mean 'top_pans'?"),
+        ({"reach": {"max_distanse": 2}}, "unknown key 'reach.max_distanse'; did you mean 'max_distance'?"),
+        ({"injection": {"kind": ["zero"]}}, "unknown key 'injection.kind'; did you mean 'kinds'?"),
         (
             {"figures": {"neurons": [{"model": "tiny", "layer": "conv1", "neron": 1}]}},
             "unknown key 'figures.neurons[0].neron'; did you mean 'neuron'?",
@@ -91,6 +95,8 @@ def test_the_schema_states_no_defaults_and_the_same_keys_and_sources_as_the_sett
     assert set(SCHEMA["properties"]["stability"]["properties"]) == {f.name for f in fields(StabilitySettings)}
     conditions = SCHEMA["properties"]["controls"]["properties"]["conditions"]["items"]["enum"]
     assert tuple(conditions) == CONDITIONS
+    assert set(SCHEMA["properties"]["reach"]["properties"]) == {f.name for f in fields(ReachSettings)}
+    assert set(SCHEMA["properties"]["injection"]["properties"]) == {f.name for f in fields(InjectionSettings)}
 
 
 def test_readme_states_the_defaults_of_the_settings():
@@ -106,6 +112,8 @@ def test_readme_states_the_defaults_of_the_settings():
         "images.seed": defaults.images.seed,
         "controls.seed": defaults.controls.seed,
         "stability.draws": defaults.stability.draws,
+        "reach.max_distance": defaults.reach.max_distance,
+        "injection.count": defaults.injection.count,
     }.items():
         assert f"| `{key}` | {value} |" in readme, key
 

@@ -282,3 +282,13 @@ def test_long_rows_get_the_keys_of_short_ones(monkeypatch):
     assert (np.diff(long_rows, axis=1) >= 0).all()
     border = values[:, ::50].copy()
     assert_matches_scipy(border, values)
+
+
+def test_samples_from_sorted_rows_have_the_keys_of_a_fresh_sort():
+    values = np.random.default_rng(3).normal(size=(5, 40)).astype(np.float32)
+    values[:, :10] = 0.0  # ties, -0.0 included
+    values[0, 3] = -0.0
+    ordered = np.sort(values, axis=1)
+    kept = ordered.copy()
+    assert np.array_equal(SortedSamples.from_sorted(ordered).keys, SortedSamples(values).keys)
+    assert np.array_equal(ordered, kept)  # left unchanged

@@ -82,6 +82,12 @@ def evaluation_input(wildcards):
     return f"results/pans/{wildcards.model}.parquet"
 
 
+def injection_input(wildcards):
+    """No files: checks eval_images when a zero-line output is requested (as evaluation_input)."""
+    checked_eval_images(SETTINGS.eval_images)
+    return {}
+
+
 def eval_runtime_min(wildcards, attempt):
     """Minutes to request for evaluating four variants: about 100 images a minute on 2 CPU cores."""
     from pan.images import image_records

@@ -1,0 +1,12 @@
+from pan.injection import write_injection_summary
+from pan.logs import log_to
+
+with log_to(snakemake.log[0]):
+    write_injection_summary(
+        snakemake.params.models,
+        snakemake.input.firing,
+        snakemake.input.labels,
+        snakemake.input.tables,
+        snakemake.output[0],
+        snakemake.params.theta,
+    )

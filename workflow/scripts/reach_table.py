@@ -1,0 +1,10 @@
+from pan.logs import log_to
+from pan.reach import write_reach_tables
+
+with log_to(snakemake.log[0]):
+    write_reach_tables(
+        dict(zip(snakemake.params.models, snakemake.input, strict=True)),
+        snakemake.output.table,
+        snakemake.output.skipped,
+        snakemake.params.theta,
+    )
