@@ -98,8 +98,12 @@ def ks_job_mem_mb(dump: str | Path) -> int:
 
 
 def ks_dump_mem_mb(dump_dir: str | Path) -> int:
-    """Memory (MB) of a KS job scoring a whole dump, one layer at a time: its largest layer's."""
-    return max(ks_job_mem_mb(path) for path in sorted(Path(dump_dir).glob("*.parquet")))
+    """Memory (MB) of a KS job scoring a whole dump, one layer at a time: its largest layer's.
+
+    Before the dump exists (a dry run plans the job from its checkpoint's placeholder) it is the
+    base alone; Snakemake plans the job again, with this request, once the dump is written."""
+    files = sorted(Path(dump_dir).glob("*.parquet"))
+    return max((ks_job_mem_mb(path) for path in files), default=KS_BASE_MB)
 
 
 def ks_shapes_mem_mb(shapes: Mapping[str, Any], images: int) -> int:

@@ -29,9 +29,10 @@ def build():  # three wide layers at full resolution: the maps, not the weights,
 
 def peak_mb(code: str, cwd: Path) -> float:
     """Peak resident memory (MB) of ``code`` run in a fresh interpreter, as a job would be."""
-    probe = (
-        code + "\nimport resource; print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1000)"
-    )
+    # VmHWM (the high-water mark of this address space), not ru_maxrss, which keeps the forking
+    # parent's peak (pytest's) across exec.
+    peak = "[line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0]"
+    probe = f"{code}\nprint('PEAK', int({peak}) / 1000)"
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)}
     )

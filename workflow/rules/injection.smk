@@ -105,6 +105,7 @@ rule injection_figure:
         unpack(injection_input),
         firing="results/injection/{model}/firing.parquet",
         labels="results/pans/{model}.parquet",
+        shapes="results/shapes/{model}.json",
     output:
         **figure_outputs("", "injection_map", "Beyond the paper", {"figure": "A PAN under the zero-line attack"}),
     params:

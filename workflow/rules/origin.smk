@@ -4,6 +4,8 @@
 
 
 rule own_reflect_ks:
+    input:
+        shapes="results/shapes/{model}.json",
     output:
         "results/ks_own_reflect/{model}.parquet",
     params:
