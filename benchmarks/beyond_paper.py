@@ -11,14 +11,13 @@ benchmark files for the peak memory of each job.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from pan.workflow import run_workflow
+from pan.workflow import job_peaks, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ("pan_origin.csv", "reach.csv", "reach_skipped.csv", "injection_summary.csv")
@@ -39,13 +38,7 @@ def main() -> None:
     run_workflow(workdir, "beyond_paper", "--quiet", "all", cores=args.cores)
     wall = time.perf_counter() - start
 
-    peaks = []
-    for tsv in (workdir / "results/benchmarks").rglob("*.tsv"):
-        with tsv.open() as handle:
-            row = next(csv.DictReader(handle, delimiter="\t"))
-        name = tsv.relative_to(workdir / "results/benchmarks")
-        peaks.append((float(row["max_rss"]), float(row["s"]), name))
-    peaks.sort(reverse=True)
+    peaks = job_peaks(workdir)
     print(
         f"cold run of beyond_paper on {args.cores} cores: {wall:.0f} s wall "
         f"(load average before: {load[0]:.2f})"

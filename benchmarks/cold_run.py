@@ -9,13 +9,12 @@ fresh directory (nothing cached), then reads Snakemake's per-job benchmark files
 from __future__ import annotations
 
 import argparse
-import csv
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from pan.workflow import run_workflow
+from pan.workflow import job_peaks, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,14 +33,7 @@ def main() -> None:
     run_workflow(workdir, args.target, "--quiet", "all", cores=args.cores)
     wall = time.perf_counter() - start
 
-    peaks = []
-    for tsv in (workdir / "results/benchmarks").rglob("*.tsv"):
-        with tsv.open() as handle:
-            row = next(csv.DictReader(handle, delimiter="\t"))
-        peaks.append(
-            (float(row["max_rss"]), float(row["s"]), tsv.relative_to(workdir / "results/benchmarks"))
-        )
-    peaks.sort(reverse=True)
+    peaks = job_peaks(workdir)
     print(
         f"cold run of {args.target} on {args.cores} cores: {wall:.0f} s wall, {len(peaks)} benchmarked jobs"
     )

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pan.workflow import run_workflow
+from pan.workflow import job_peaks, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ("results/tables/controls.csv", "results/tables/stability.csv")
@@ -39,7 +39,7 @@ def main() -> None:
     run_workflow(workdir, *TARGETS, "--quiet", "all", cores=args.cores)
     wall = time.perf_counter() - start
     load_after = os.getloadavg()
-    jobs = len(list((workdir / "results/benchmarks").rglob("*.tsv")))
+    jobs = len(job_peaks(workdir))
     print(
         f"cold run of {' '.join(TARGETS)} on {args.cores} cores: {wall:.0f} s wall, {jobs} benchmarked jobs"
     )

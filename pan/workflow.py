@@ -54,3 +54,17 @@ def scheduled_jobs(dry_run_output: str) -> dict[str, int]:
         return {}
     stats = dry_run_output.split("Job stats:")[1].split("\n\n")[0]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M) if m[1] != "total"}
+
+
+def job_peaks(workdir: str | Path) -> list[tuple[float, float, Path]]:
+    """``(peak memory MB, seconds, job)`` of every benchmarked job of a run in ``workdir``, from
+    Snakemake's benchmark files under ``results/benchmarks``, the largest peak first."""
+    import csv
+
+    root = Path(workdir) / "results/benchmarks"
+    peaks = []
+    for tsv in root.rglob("*.tsv"):
+        with tsv.open() as handle:
+            row = next(csv.DictReader(handle, delimiter="\t"))
+        peaks.append((float(row["max_rss"]), float(row["s"]), tsv.relative_to(root)))
+    return sorted(peaks, reverse=True)
