@@ -17,16 +17,13 @@ from typing import Any, TextIO
 import torch
 from torch import nn
 
-from .dumps import MANIFEST, BackgroundWrites, LayerDump, LayerWriters, write_manifest
+from .dumps import MANIFEST, PENDING_MICRO_BATCHES, BackgroundWrites, LayerDump, LayerWriters, write_manifest
 from .images import ImageRecord, ImageSpec, image_records
 from .inference import DEFAULT_MICRO_BATCH, full_float32, pick_device, preprocessed_batches, recording
 from .layers import AnalysedLayer, analysed_layers
 from .logs import image_progress
 from .models import ModelSpec, load_model
 from .padding import layer_padding
-
-PENDING_MICRO_BATCHES = 2
-"""Micro-batches of maps that may wait for the dump's writer thread (memory stays bounded)."""
 
 
 def check_single_calls(model: str, calls: Mapping[str, int]) -> None:

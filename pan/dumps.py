@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 MANIFEST = "manifest.json"
+PENDING_MICRO_BATCHES = 2
+"""Micro-batches of maps that may wait for the dump's writer thread (memory stays bounded)."""
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,9 @@ def write_layer_shapes(spec, out: str | Path) -> dict[str, Any]:
 
 def dump_mem_mb(shapes: Mapping[str, Any], micro_batch: int) -> int:
     """Memory (MB) of an activation dump: the base, the weights, and per micro-batch the maps of
-    every analysed layer (one in the forward pass, :data:`pan.activations.PENDING_MICRO_BATCHES`
+    every analysed layer (one in the forward pass, :data:`pan.dumps.PENDING_MICRO_BATCHES`
     waiting for the writer, one being written) and the decoded images ahead of it."""
-    from .activations import PENDING_MICRO_BATCHES
+    from .dumps import PENDING_MICRO_BATCHES
     from .inference import PREFETCH_BATCHES
 
     maps = 4 * sum(layer["out_channels"] * layer["height"] * layer["width"] for layer in shapes["layers"])
