@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pan.workflow import job_peaks, run_workflow
+from pan.workflow.run import job_peaks, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ("pan_origin.csv", "reach.csv", "reach_skipped.csv", "injection_summary.csv")

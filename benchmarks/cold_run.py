@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pan.workflow import job_peaks, run_workflow
+from pan.workflow.run import job_peaks, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ Decodes and preprocesses the images once, then times, batch by batch and interle
 that machine load hits every variant alike), a bare forward pass of the original model and
 the forward pass of each of the four variants. Reports images per second per variant, the
 ratio to the bare pass (the target: at least 0.8), and the end-to-end rate of
-:func:`pan.evaluation.evaluate_variants` (decode once, four forwards, write four files).
+:func:`pan.bias.evaluation.evaluate_variants` (decode once, four forwards, write four files).
 
     python benchmarks/eval_throughput.py                      # efficientnet_lite0, 64 images
     python benchmarks/eval_throughput.py --model efficientnet_lite2 --images 128 --repeats 5
@@ -25,11 +25,11 @@ import numpy as np
 import polars as pl
 import torch
 
-from pan.evaluation import evaluate_variants
-from pan.images import ImageSpec, image_records
-from pan.inference import preprocessed_batches
-from pan.models import ModelSpec, load_model
-from pan.variants import VARIANTS, build_variants
+from pan.bias.evaluation import evaluate_variants
+from pan.bias.variants import VARIANTS, build_variants
+from pan.capture.images import ImageSpec, image_records
+from pan.capture.inference import preprocessed_batches
+from pan.capture.models import ModelSpec, load_model
 
 TARGET_RATIO = 0.8
 

@@ -11,13 +11,13 @@ the builtin images (``ImageSpec(source="builtin", count=..., seed=0)``):
    (they must be, bit for bit).
 2. Labels: :func:`pan.find_pans` with ``device="cpu"`` and with ``device="cuda"`` on the same
    model and images (``--label-images``, default 64); the number of neurons whose labels differ
-   (target: 0; pan runs float32 convolutions without TF32, :func:`pan.inference.full_float32`)
+   (target: 0; pan runs float32 convolutions without TF32, :func:`pan.capture.inference.full_float32`)
    and the largest absolute KS difference.
-3. Dump: :func:`pan.activations.dump_module_activations` on CUDA into a temporary folder
+3. Dump: :func:`pan.capture.activations.dump_module_activations` on CUDA into a temporary folder
    (``--dump-images``, default 512; ``--tmp-dir``), in images per second.
-4. Evaluation: :func:`pan.evaluation.evaluate_variants` (the four variants, PAN labels of
+4. Evaluation: :func:`pan.bias.evaluation.evaluate_variants` (the four variants, PAN labels of
    part 2) in images per second (images x variants), against a bare forward pass of the same
-   four variants (:func:`pan.variants.build_variants`) on the same images, preprocessed and
+   four variants (:func:`pan.bias.variants.build_variants`) on the same images, preprocessed and
    preloaded on the GPU (``--eval-images``, default 512); target: at least 50 % of it.
 
 At the end a Markdown table (card, each measure, its target, pass or fail) for the README.
@@ -55,19 +55,19 @@ import torchvision
 from torch import nn
 
 import pan
-from pan.activations import dump_module_activations
-from pan.borders import BORDERS
-from pan.evaluation import evaluate_variants
-from pan.images import ImageSpec, image_records
-from pan.inference import full_float32, preprocessed_batches
-from pan.models import LoadedModel, ModelSpec, eval_transform, load_model
-from pan.scoring import default_threads, score_maps
-from pan.variants import VARIANTS, build_variants
+from pan.bias.evaluation import evaluate_variants
+from pan.bias.variants import VARIANTS, build_variants
+from pan.capture.activations import dump_module_activations
+from pan.capture.images import ImageSpec, image_records
+from pan.capture.inference import full_float32, preprocessed_batches
+from pan.capture.models import LoadedModel, ModelSpec, eval_transform, load_model
+from pan.core.borders import BORDERS
+from pan.core.scoring import default_threads, score_maps
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 RESNET50 = ModelSpec("resnet50", "torchvision", builder="resnet50", pretrained=False)
 """The model of parts 2-4: torchvision's ResNet-50, default initialisation seeded by
-:func:`pan.models.load_model` (the same weights as ``torch.manual_seed(0); resnet50()``)."""
+:func:`pan.capture.models.load_model` (the same weights as ``torch.manual_seed(0); resnet50()``)."""
 KS_SPEEDUP_TARGET = 30.0
 EVAL_RATIO_TARGET = 0.5
 LABEL_COLUMNS = (
@@ -122,7 +122,7 @@ def resnet50_maps(images: int, device: torch.device, micro_batch: int = 64) -> d
 
 def dump_maps(dump_dir: Path, layers: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
     """``(layer, maps)`` of an activation dump directory, one layer at a time, depth order
-    (the Parquet layout of ``pan.dumps``, read here so that this script needs no more of pan)."""
+    (the Parquet layout of ``pan.core.dumps``, read here so that this script needs no more of pan)."""
     manifest = json.loads((dump_dir / "manifest.json").read_text())
     for layer in manifest["layers"][:layers]:
         table = pq.read_table(dump_dir / layer["file"], memory_map=True)
@@ -247,7 +247,7 @@ def variant_throughput(
 ) -> dict[str, float]:
     """``evaluate()`` runs the evaluation of the four variants (:func:`evaluate_variants`) and
     returns the images it scored, summed over variants; the bare forward runs each of
-    ``variants`` (:func:`pan.variants.build_variants`) over ``batches``, preloaded on their
+    ``variants`` (:func:`pan.bias.variants.build_variants`) over ``batches``, preloaded on their
     device, as evaluation does (inference mode, full float32). Prints both rates (images x
     variants per second) and their ratio; returns the rates (``eval_rate``, ``bare_rate``) and
     the seconds (``eval_s``, ``bare_s``)."""

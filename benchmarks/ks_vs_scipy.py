@@ -10,7 +10,7 @@ KS-(border, bottom-k centre, 'greater').
     python benchmarks/ks_vs_scipy.py --threads 1      # pan on one thread (default: all CPUs)
 
 pan scores each layer in one process with a small thread pool (``--threads``, default
-:func:`pan.scoring.default_threads`); the scipy loop is single-threaded. The read of the dump
+:func:`pan.core.scoring.default_threads`); the scipy loop is single-threaded. The read of the dump
 is timed apart (it is the same for both). The machine's load average is printed with the
 result: timings on a shared machine are noisy, so rerun when it is idle.
 """
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from pan.borders import border_samples, centre_samples
-from pan.dumps import read_feature_maps, read_manifest
-from pan.scoring import default_threads, score_maps
+from pan.core.borders import border_samples, centre_samples
+from pan.core.dumps import read_feature_maps, read_manifest
+from pan.core.scoring import default_threads, score_maps
 
 
 def scipy_loop(maps: np.ndarray) -> dict[str, np.ndarray]:
@@ -49,9 +49,9 @@ def scipy_loop(maps: np.ndarray) -> dict[str, np.ndarray]:
 def ensure_dump(dump_dir: Path) -> None:
     if (dump_dir / "manifest.json").exists():
         return
-    from pan.activations import dump_activations
-    from pan.images import ImageSpec
-    from pan.models import ModelSpec
+    from pan.capture.activations import dump_activations
+    from pan.capture.images import ImageSpec
+    from pan.capture.models import ModelSpec
 
     spec = ModelSpec.from_config("efficientnet_lite0", {"source": "efficientnet_lite", "variant": "lite0"})
     dump_activations(spec, ImageSpec(source="builtin", count=64, seed=0), dump_dir)

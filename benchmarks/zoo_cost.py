@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from pan.config import Settings
-from pan.inference import recording
-from pan.layers import analysed_layers
-from pan.models import load_model
+from pan.capture.inference import recording
+from pan.capture.layers import analysed_layers
+from pan.capture.models import load_model
+from pan.workflow.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 

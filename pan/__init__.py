@@ -10,8 +10,8 @@ Martin-Torres; ICCV 2023 workshops). The public surface, for notebooks:
   (the §4 ``reflect``, ``pan_reflect`` and ``rand_reflect`` models);
 - :func:`analysed_layers`, :data:`BORDERS`, :data:`PAN_TYPES`.
 
-Each paper concept lives in one module (README, "Layout"): :mod:`pan.borders`, :mod:`pan.ks`,
-:mod:`pan.labelling`, :mod:`pan.padding`, :mod:`pan.variants`, :mod:`pan.odds`, ...
+Each paper concept lives in one module (README, "Layout"): :mod:`pan.core.borders`, :mod:`pan.core.ks`,
+:mod:`pan.core.labelling`, :mod:`pan.capture.padding`, :mod:`pan.bias.variants`, :mod:`pan.bias.odds`, ...
 Names load on first use: ``import pan`` alone costs no torch import.
 """
 
@@ -21,23 +21,23 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .api import find_pans
-    from .borders import BORDERS
-    from .ks import BorderKS, border_ks
-    from .labelling import PAN_TYPES, label_pans
-    from .layers import analysed_layers
-    from .padding import with_reflect_padding
+    from pan.api import find_pans
+    from pan.bias.reflect import with_reflect_padding
+    from pan.capture.layers import analysed_layers
+    from pan.core.borders import BORDERS
+    from pan.core.ks import BorderKS, border_ks
+    from pan.core.labelling import PAN_TYPES, label_pans
 
 __version__ = "0.1.0"
 _PUBLIC = {
-    "BORDERS": "borders",
-    "PAN_TYPES": "labelling",
-    "BorderKS": "ks",
-    "analysed_layers": "layers",
-    "border_ks": "ks",
+    "BORDERS": "core.borders",
+    "PAN_TYPES": "core.labelling",
+    "BorderKS": "core.ks",
+    "analysed_layers": "capture.layers",
+    "border_ks": "core.ks",
     "find_pans": "api",
-    "label_pans": "labelling",
-    "with_reflect_padding": "padding",
+    "label_pans": "core.labelling",
+    "with_reflect_padding": "bias.reflect",
 }
 __all__ = [
     "BORDERS",
@@ -52,7 +52,7 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    """Load the public names on first use, so that ``import pan.scoring`` (a KS job) loads no torch."""
+    """Load the public names on first use, so that ``import pan.core.scoring`` (a KS job) loads no torch."""
     if name not in _PUBLIC:
         raise AttributeError(f"module 'pan' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_PUBLIC[name]}", __name__), name)

@@ -1,8 +1,8 @@
 """The §3 method on a model in memory, for notebooks: no Snakemake, the workflow's code path.
 
 :func:`find_pans` runs the same three stages as the workflow's rules, through the same
-functions: activation dump (:func:`pan.activations.dump_module_activations`), per-layer KS
-scoring (:func:`pan.scoring.score_layer`) and labelling (:func:`pan.labelling.label_pan_files`),
+functions: activation dump (:func:`pan.capture.activations.dump_module_activations`), per-layer KS
+scoring (:func:`pan.core.scoring.score_layer`) and labelling (:func:`pan.core.labelling.label_pan_files`),
 in a temporary folder unless ``out_dir`` keeps the files.
 """
 
@@ -18,12 +18,14 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .activations import dump_module_activations
-from .images import ImageRecord, ImageSpec, check_batch, image_records
-from .inference import DEFAULT_MICRO_BATCH
-from .labelling import DEFAULT_THETA, label_pan_files
-from .models import IMAGENET_MEAN, IMAGENET_STD, eval_transform
-from .scoring import score_layer
+from pan.capture.activations import dump_module_activations
+from pan.capture.images import ImageRecord, ImageSpec, check_batch, image_records
+from pan.capture.inference import DEFAULT_MICRO_BATCH
+from pan.capture.models import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+from pan.core.labelling import DEFAULT_THETA, label_pan_files
+from pan.core.scoring import score_layer
+
+__all__ = ["Images", "find_pans"]
 
 Images = torch.Tensor | Sequence[Image.Image] | str | Path
 """A preprocessed batch ``(images, channels, H, W)``, a list of PIL images, or a folder."""

@@ -1,15 +1,15 @@
-"""KS scoring with torch, for a GPU: the algorithm of :mod:`pan.ks`, to the same bits.
+"""KS scoring with torch, for a GPU: the algorithm of :mod:`pan.core.ks`, to the same bits.
 
 Each neuron's centre is sorted (``torch.sort``), each border too, and ``torch.searchsorted``
 of the sorted border in the sorted centre counts the centre values ``<`` (``right=False``)
 and ``<=`` (``right=True``) each border value; -0.0 ties with 0.0 in both. The counts are
 exact integers, so they equal the numpy ones, and the statistics are made from them with the
-float64 operations of :func:`pan.ks.cdf_statistics`, each correctly rounded by IEEE-754 on
+float64 operations of :func:`pan.core.ks.cdf_statistics`, each correctly rounded by IEEE-754 on
 any device: ``count / n``, a difference, a max or min per row (over values that are never
 -0.0), then numpy's ``clip`` and ``maximum`` spelled out so that a zero keeps numpy's sign.
 
 Layers are cut into chunks of neurons that fit a memory budget, so any layer fits a GPU.
-Only :mod:`pan.scoring` (``device="cuda"``/``"auto"``) and tests import this module; the CPU
+Only :mod:`pan.core.scoring` (``device="cuda"``/``"auto"``) and tests import this module; the CPU
 scoring path never imports torch.
 """
 
@@ -21,7 +21,19 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .ks import BorderKS, _as_float32
+from pan.core.ks import BorderKS, _as_float32
+
+__all__ = [
+    "BYTES_PER_BORDER_VALUE",
+    "BYTES_PER_CENTRE_VALUE",
+    "CPU_MEMORY_BYTES",
+    "borders_ks",
+    "cdf_statistics",
+    "chunk_neurons",
+    "default_memory_bytes",
+    "score_chunks",
+    "torch_device",
+]
 
 BYTES_PER_CENTRE_VALUE = 40
 """GPU bytes per centre value of a chunk: the map itself, the centre copy, the sort's values,
@@ -32,6 +44,19 @@ BYTES_PER_BORDER_VALUE = 96
 
 CPU_MEMORY_BYTES = 1 << 28
 """Default budget when the torch path runs on the CPU (tests)."""
+
+
+def torch_device(device: str) -> str:
+    """The device that :func:`pan.core.scoring.resolve_device` resolves to when torch is asked
+    for: ``"torch-cpu"`` as given; a CUDA device when torch sees a GPU; ``"auto"`` without one
+    is ``"cpu"`` (numpy)."""
+    if device == "torch-cpu":
+        return device
+    if torch.cuda.is_available():
+        return "cuda" if device == "auto" else device
+    if device == "auto":
+        return "cpu"
+    raise RuntimeError(f"device={device!r} asked for, but torch sees no CUDA GPU")
 
 
 def default_memory_bytes(device: torch.device) -> int:
@@ -81,7 +106,7 @@ def borders_ks(
     centre: np.ndarray | torch.Tensor,
     device: str | torch.device | None = None,
 ) -> list[BorderKS]:
-    """:func:`pan.ks.borders_ks` of raw ``(neurons, values)`` samples, computed with torch on
+    """:func:`pan.core.ks.borders_ks` of raw ``(neurons, values)`` samples, computed with torch on
     ``device`` (default: where ``centre`` lies). Inputs are never modified."""
     centre = _float32_tensor(centre)
     device = torch.device(device) if device is not None else centre.device
@@ -112,7 +137,7 @@ def borders_ks(
 
 
 def cdf_statistics(centre_le: torch.Tensor, centre_lt: torch.Tensor, n1: int, n2: int) -> BorderKS:
-    """:func:`pan.ks.cdf_statistics` in torch: the same float64 operations, the same bits."""
+    """:func:`pan.core.ks.cdf_statistics` in torch: the same float64 operations, the same bits."""
     device = centre_le.device
     f64 = torch.float64
     x_at = _ratio(torch.arange(1, n1 + 1, dtype=f64, device=device), n1)
@@ -148,7 +173,7 @@ def _smallest(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def _float32_tensor(values: np.ndarray | torch.Tensor) -> torch.Tensor:
     """A float32 tensor of ``values`` (no copy when it is one), rejecting values that float32
-    does not hold exactly, as :mod:`pan.ks` does."""
+    does not hold exactly, as :mod:`pan.core.ks` does."""
     if isinstance(values, torch.Tensor):
         if values.dtype == torch.float32:
             return values

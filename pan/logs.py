@@ -12,6 +12,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+__all__ = ["image_progress", "log_to"]
+
 
 @contextmanager
 def log_to(path: str | Path) -> Iterator[None]:

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from pan.logits import Logits
-from pan.scoring import score_maps
-from pan.workflow import run_workflow
+from pan.bias.logits import Logits
+from pan.core.scoring import score_maps
+from pan.workflow.run import run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent

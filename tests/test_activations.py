@@ -1,4 +1,4 @@
-"""Activation dumps (pan.activations): one map per image and layer, or a clear refusal."""
+"""Activation dumps (pan.capture.activations): one map per image and layer, or a clear refusal."""
 
 from __future__ import annotations
 
@@ -7,11 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pan.dumps import (
-    MANIFEST,
-    read_feature_maps,
-    read_manifest,
-)
+from pan.core.dumps import MANIFEST, read_feature_maps, read_manifest
 
 REUSED_CONV_NETS = """
 import torch
@@ -71,9 +67,9 @@ def _dump(tmp_path: Path, builder: str, out: Path):
     import torch
     from conftest import write_images
 
-    from pan.activations import dump_activations
-    from pan.images import ImageSpec
-    from pan.models import ModelSpec
+    from pan.capture.activations import dump_activations
+    from pan.capture.images import ImageSpec
+    from pan.capture.models import ModelSpec
 
     torch.manual_seed(0)
     net_file = tmp_path / "reused_nets.py"
@@ -117,7 +113,7 @@ def test_a_conv_run_once_dumps_one_row_per_image_and_neuron(tmp_path):
 
 
 def test_check_single_calls_lists_every_repeated_layer():
-    from pan.activations import check_single_calls
+    from pan.capture.activations import check_single_calls
 
     check_single_calls("m", {"a": 1, "b": 1})
     with pytest.raises(

@@ -12,8 +12,8 @@ from conftest import TESTS
 from tiny_net import EXPECTED_TYPES, build
 
 import pan
-from pan.images import ImageSpec, image_records
-from pan.models import eval_transform
+from pan.capture.images import ImageSpec, image_records
+from pan.capture.models import eval_transform
 
 TINY_TRANSFORM = eval_transform(32, 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
@@ -60,6 +60,9 @@ def test_the_public_surface_is_documented_and_costs_no_torch_import():
     for name in pan.__all__:
         assert getattr(pan, name).__doc__ or name in ("BORDERS", "PAN_TYPES"), name
     assert ">>>" in pan.find_pans.__doc__
-    code = "import sys, pan, pan.scoring, pan.labelling, pan.config; print('torch' in sys.modules)"
+    code = (
+        "import sys, pan, pan.core.scoring, pan.core.labelling, pan.workflow.config;"
+        " print('torch' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=TESTS.parent)
     assert result.stdout.strip() == "False", result.stderr

@@ -1,4 +1,4 @@
-"""Image labels to class indices, and the §4 image checks (pan.classes)."""
+"""Image labels to class indices, and the §4 image checks (pan.capture.classes)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import yaml
 from conftest import tiny_config, write_images
 
-from pan.classes import LabelError, check_eval_labels, class_indices, imagenet_wnids
-from pan.images import ImageSpec, image_records
-from pan.workflow import run_workflow
+from pan.capture.classes import LabelError, check_eval_labels, class_indices, imagenet_wnids
+from pan.capture.images import ImageSpec, image_records
+from pan.workflow.run import run_workflow
 
 TESTS = Path(__file__).parent
 
@@ -46,7 +46,7 @@ def test_imagenet_folders_must_be_synsets(tmp_path):
 
 
 def test_evaluation_images_are_checked_when_section_4_is_requested(tmp_path, monkeypatch):
-    from pan.config import ConfigError, checked_eval_images, load_settings
+    from pan.workflow.config import ConfigError, checked_eval_images, load_settings
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(TESTS / "tiny_net.py", "tiny_net.py")

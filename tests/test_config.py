@@ -1,4 +1,4 @@
-"""The one config route (pan.config): known keys, the schema, typed settings, defaults stated once."""
+"""The one config route (pan.workflow.config): known keys, schema, typed settings, defaults stated once."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ import pytest
 import yaml
 from conftest import tiny_config
 
-from pan import images, models
-from pan.config import (
+from pan.bias.odds import DEFAULT_ODDS_THRESHOLD
+from pan.capture import images, models
+from pan.capture.images import ImageSpec
+from pan.capture.inference import DEFAULT_MICRO_BATCH
+from pan.core.labelling import DEFAULT_THETA
+from pan.trust.controls import CONDITIONS
+from pan.workflow.config import (
     ConfigError,
     ControlSettings,
     FigureSettings,
@@ -21,11 +26,6 @@ from pan.config import (
     load_settings,
     reject_unknown_keys,
 )
-from pan.controls import CONDITIONS
-from pan.images import ImageSpec
-from pan.inference import DEFAULT_MICRO_BATCH
-from pan.labelling import DEFAULT_THETA
-from pan.odds import DEFAULT_ODDS_THRESHOLD
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())

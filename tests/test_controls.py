@@ -1,4 +1,4 @@
-"""pan.controls: the reflect and random-init controls and label stability across image draws."""
+"""pan.trust.controls: the reflect and random-init controls and label stability across image draws."""
 
 from __future__ import annotations
 
@@ -14,25 +14,15 @@ from conftest import tiny_config, write_images
 from tiny_net import EXPECTED_TYPES, TinyNet
 from torch import nn
 
-from pan.config import ConfigError, load_settings
-from pan.controls import (
-    control_model,
-    controls_table,
-    draw_seed,
-    dump_run,
-    jaccard,
-    label_run_files,
-    parse_run,
-    reinitialise,
-    stability,
-    stability_summary,
-    t_interval,
-)
-from pan.images import ImageSpec
-from pan.labelling import PAN_TYPES
-from pan.models import ModelSpec
-from pan.scoring import score_dump
-from pan.workflow import run_workflow, scheduled_jobs
+from pan.capture.images import ImageSpec
+from pan.capture.models import ModelSpec
+from pan.core.labelling import PAN_TYPES
+from pan.core.scoring import score_dump
+from pan.trust.controls import control_model, controls_table, dump_run, label_run_files, reinitialise
+from pan.trust.runs import draw_seed, parse_run
+from pan.trust.stability import jaccard, stability, stability_summary, t_interval
+from pan.workflow.config import ConfigError, load_settings
+from pan.workflow.run import run_workflow, scheduled_jobs
 
 TESTS = Path(__file__).resolve().parent
 PLANTED = {key for key, kind in EXPECTED_TYPES.items() if kind}
@@ -198,7 +188,7 @@ def test_planted_pans_survive_training_and_vanish_under_reflect(trust_run):
         frame = pl.read_parquet(trust_run / path / "tiny.parquet").filter("is_pan")
         got[condition] = set(frame.select("layer", "neuron").iter_rows())
     assert got["trained"] == PLANTED
-    assert not got["reflect"]  # asymmetric.1's ZeroPad2d is reflected too (pan.padding)
+    assert not got["reflect"]  # asymmetric.1's ZeroPad2d is reflected too (pan.capture.padding)
     assert all(n > 0 for n in table["neurons"]) and table["note"].fill_null("").to_list() == ["", "", ""]
 
 

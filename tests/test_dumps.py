@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pan.dumps import (
+from pan.capture.images import ImageRecord
+from pan.core.dumps import (
     MANIFEST,
     DumpError,
     LayerWriters,
@@ -18,7 +19,6 @@ from pan.dumps import (
     read_manifest,
     write_manifest,
 )
-from pan.images import ImageRecord
 
 
 def _rerun(dump_dir: Path) -> str:

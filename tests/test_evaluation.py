@@ -1,4 +1,4 @@
-"""The four variants evaluated over the same images (pan.evaluation), and §4 through the workflow."""
+"""The four variants evaluated over the same images (pan.bias.evaluation), and §4 through the workflow."""
 
 from __future__ import annotations
 
@@ -12,16 +12,14 @@ import torch
 import yaml
 from conftest import tiny_config, write_images
 
-from pan.evaluation import evaluate_variants
-from pan.images import ImageSpec, image_records
-from pan.influence import (
-    INFLUENCE_SCHEMA,
-)
-from pan.logits import read_logits
-from pan.models import ModelSpec
-from pan.odds import ODDS_SCHEMA
-from pan.variants import VARIANTS
-from pan.workflow import run_workflow, scheduled_jobs
+from pan.bias.evaluation import evaluate_variants
+from pan.bias.influence import INFLUENCE_SCHEMA
+from pan.bias.logits import read_logits
+from pan.bias.odds import ODDS_SCHEMA
+from pan.bias.variants import VARIANTS
+from pan.capture.images import ImageSpec, image_records
+from pan.capture.models import ModelSpec
+from pan.workflow.run import run_workflow, scheduled_jobs
 
 TESTS = Path(__file__).parent
 
@@ -61,7 +59,7 @@ def test_evaluate_variants_writes_four_aligned_files(tmp_path, monkeypatch):
     assert not np.allclose(runs["pan_reflect"].logits, original.logits)
     from tiny_net import build
 
-    from pan.models import load_model
+    from pan.capture.models import load_model
 
     loaded = load_model(spec)
     batch = torch.stack([loaded.transform(r.load()) for r in image_records(images)])

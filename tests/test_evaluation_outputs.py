@@ -12,10 +12,10 @@ import pytest
 import torch
 from conftest import write_images
 
-from pan.evaluation import LOGIT_KEYS, evaluate_variants, output_logits
-from pan.images import ImageSpec
-from pan.logits import read_logits
-from pan.models import ModelSpec
+from pan.bias.evaluation import LOGIT_KEYS, evaluate_variants, output_logits
+from pan.bias.logits import read_logits
+from pan.capture.images import ImageSpec
+from pan.capture.models import ModelSpec
 
 LOGITS = torch.arange(6.0).reshape(3, 2)
 AUX = torch.full((3, 2), -1.0)

@@ -16,9 +16,15 @@ from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
 import pan
-from pan.export import PROVENANCE_FILE, export_labelled_variant, export_variant, read_provenance, sidecar_path
-from pan.layers import analysed_layers
-from pan.padding import with_reflect_padding
+from pan.bias.export import (
+    PROVENANCE_FILE,
+    export_labelled_variant,
+    export_variant,
+    read_provenance,
+    sidecar_path,
+)
+from pan.bias.reflect import with_reflect_padding
+from pan.capture.layers import analysed_layers
 
 # Loads every artefact listed in argv[1] (JSON) with pan unimportable, runs the saved inputs and
 # saves outputs and embedded provenance.

@@ -14,15 +14,15 @@ import yaml
 from conftest import TESTS, ks_table, tiny_config, write_images
 from PIL import Image
 
+from pan.beyond.neurons import RegionSamples
+from pan.bias.odds import ODDS_SCHEMA, read_odds
+from pan.core.labelling import label_pans
 from pan.figures.cards import card_chart
 from pan.figures.distributions import activation_pdf_chart, truncated_centre_chart
 from pan.figures.ks_plots import depth_chart, ks_distribution_chart, theta_sweep_chart
 from pan.figures.odds import log_odds_histogram_chart, ordered_log_odds_chart
 from pan.figures.render import save_chart
-from pan.labelling import label_pans
-from pan.neurons import RegionSamples
-from pan.odds import ODDS_SCHEMA, read_odds
-from pan.workflow import run_workflow, scheduled_jobs
+from pan.workflow.run import run_workflow, scheduled_jobs
 
 
 def assert_renders(chart: alt.TopLevelMixin, tmp_path: Path, name: str) -> Image.Image:

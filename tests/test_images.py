@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pan.images import (
+from pan.capture.images import (
     MIN_BATCH_IMAGES,
     ImageReadError,
     ImageRecord,

@@ -1,4 +1,4 @@
-"""Inference helpers (pan.inference): exact float32 on CUDA, ordered threaded decoding, hooks."""
+"""Inference helpers (pan.capture.inference): exact float32 on CUDA, ordered threaded decoding, hooks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pan.inference import PREFETCH_BATCHES, full_float32, preprocessed_batches
+from pan.capture.inference import PREFETCH_BATCHES, full_float32, preprocessed_batches
 
 
 def precision() -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Sample influence (§4.2) by hand (pan.influence)."""
+"""Sample influence (§4.2) by hand (pan.bias.influence)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import numpy as np
 import polars as pl
 from conftest import runs_from
 
-from pan.influence import (
+from pan.bias.influence import (
     INFLUENCE_SCHEMA,
     influence_summary,
     sample_influence,
     write_influence_summary,
     write_sample_influence,
 )
-from pan.logits import LogitWriter
+from pan.bias.logits import LogitWriter
 
 TESTS = Path(__file__).parent
 

@@ -1,4 +1,4 @@
-"""pan.injection: the zero-line attack on hand-set nets, and the analyses beyond the paper
+"""pan.beyond.attack: the zero-line attack on hand-set nets, and the analyses beyond the paper
 through the real workflow (origin, reach, lines), with what a theta change reruns."""
 
 from __future__ import annotations
@@ -14,17 +14,9 @@ import yaml
 from conftest import tiny_config, write_images
 from test_origin import net_labels
 
-from pan.injection import (
-    SUMMARY_COLUMNS,
-    copy_source,
-    firing_statistics,
-    inject,
-    input_line,
-    pan_firing,
-    plan_lines,
-    reached,
-)
-from pan.workflow import run_workflow, scheduled_jobs
+from pan.beyond.attack import copy_source, inject, input_line, plan_lines, reached
+from pan.beyond.firing import SUMMARY_COLUMNS, firing_statistics, pan_firing
+from pan.workflow.run import run_workflow, scheduled_jobs
 
 
 def test_lines_land_where_documented():

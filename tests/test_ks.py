@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from pan.borders import border_samples, centre_samples, region_masks
-from pan.ks import SortedSamples, border_ks
+from pan.core.borders import border_samples, centre_samples, region_masks
+from pan.core.ks import SortedSamples, border_ks
 
 TOLERANCE = 1e-12
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy p-value warnings
@@ -121,7 +121,7 @@ def test_empty_centre_gives_nan_and_nan_input_is_rejected():
 
 @pytest.mark.parametrize("images", [1, 3])
 def test_scoring_a_layer_sorts_copies_never_the_maps(images):
-    from pan.scoring import score_maps
+    from pan.core.scoring import score_maps
 
     maps = np.random.default_rng(3).normal(size=(images, 3, 5, 6)).astype(np.float32)
     before = maps.copy()
@@ -131,12 +131,14 @@ def test_scoring_a_layer_sorts_copies_never_the_maps(images):
 
 
 def test_layer_scored_in_cache_sized_chunks_matches_scipy(monkeypatch):
-    import pan.scoring
+    import pan.core.scoring
 
     rng = np.random.default_rng(4)
     maps = np.round(rng.normal(size=(3, 7, 6, 5)), 1).astype(np.float32)  # ties within and across regions
-    monkeypatch.setattr(pan.scoring, "CHUNK_VALUES", 2 * 3 * 4 * 3)  # two neurons per chunk, one left over
-    table = pan.scoring.score_maps(maps, "layer", 0)
+    monkeypatch.setattr(
+        pan.core.scoring, "CHUNK_VALUES", 2 * 3 * 4 * 3
+    )  # two neurons per chunk, one left over
+    table = pan.core.scoring.score_maps(maps, "layer", 0)
     centre = centre_samples(maps)
     for row in table.to_pylist():
         border = border_samples(maps)[row["border"]][row["neuron"]]
@@ -146,13 +148,13 @@ def test_layer_scored_in_cache_sized_chunks_matches_scipy(monkeypatch):
 
 
 def test_layer_scored_by_a_thread_pool_matches_one_thread(monkeypatch):
-    import pan.scoring
+    import pan.core.scoring
 
     maps = np.round(np.random.default_rng(5).normal(size=(2, 9, 6, 7)), 1).astype(np.float32)
-    monkeypatch.setattr(pan.scoring, "CHUNK_VALUES", 2 * 4 * 5 * 2)  # two neurons per chunk
-    one = pan.scoring.score_maps(maps, "layer", 0, threads=1)
-    assert one.equals(pan.scoring.score_maps(maps, "layer", 0, threads=2))
-    assert one.equals(pan.scoring.score_maps(maps, "layer", 0, threads=3))
+    monkeypatch.setattr(pan.core.scoring, "CHUNK_VALUES", 2 * 4 * 5 * 2)  # two neurons per chunk
+    one = pan.core.scoring.score_maps(maps, "layer", 0, threads=1)
+    assert one.equals(pan.core.scoring.score_maps(maps, "layer", 0, threads=2))
+    assert one.equals(pan.core.scoring.score_maps(maps, "layer", 0, threads=3))
 
 
 # The torch path (pan.ks_torch, for GPUs), run on the CPU: the same statistics bit for bit.
@@ -217,7 +219,7 @@ def test_torch_rejects_what_numpy_rejects():
 
 @pytest.mark.parametrize("budget", [1, 2000, None])  # one neuron per chunk, a few, the whole layer
 def test_torch_layer_scoring_equals_the_numpy_table(budget):
-    from pan.scoring import score_maps
+    from pan.core.scoring import score_maps
 
     rng = np.random.default_rng(6)
     maps = np.round(rng.normal(size=(3, 7, 6, 5)), 1).astype(np.float32)
@@ -241,7 +243,7 @@ def test_cpu_scoring_imports_no_torch(tmp_path):
 
     script = (
         "import sys, numpy as np\n"
-        "from pan.scoring import score_maps\n"
+        "from pan.core.scoring import score_maps\n"
         "maps = np.random.default_rng(0).normal(size=(2, 3, 5, 5)).astype(np.float32)\n"
         "score_maps(maps, 'l', 0, device='cpu')\n"
         "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n"
@@ -253,7 +255,7 @@ def test_cpu_scoring_imports_no_torch(tmp_path):
 def test_unknown_or_missing_devices_are_refused():
     import torch
 
-    from pan.scoring import resolve_device
+    from pan.core.scoring import resolve_device
 
     with pytest.raises(ValueError, match="device"):
         resolve_device("gpu")
@@ -266,17 +268,17 @@ def test_unknown_or_missing_devices_are_refused():
 
 def test_long_rows_get_the_keys_of_short_ones(monkeypatch):
     """Centres of ``_ROW_LOOP`` values and more get their keys row by row: the same keys."""
-    import pan.ks
+    import pan.core.ks
 
     rng = np.random.default_rng(7)
     rows = []
     for scale in (1.0, 1e-20, 1e-39):  # tiny negatives: flipped bits read as NaN floats
         negatives = -rng.random(3000) * scale
         zeros = np.r_[np.zeros(40), -np.zeros(40)]
-        rows.append(rng.permutation(np.r_[negatives, zeros, rng.random(pan.ks._ROW_LOOP)]))
+        rows.append(rng.permutation(np.r_[negatives, zeros, rng.random(pan.core.ks._ROW_LOOP)]))
     values = np.array(rows, dtype=np.float32)
     long_rows = SortedSamples(values).keys
-    monkeypatch.setattr(pan.ks, "_ROW_LOOP", values.shape[1] + 1)
+    monkeypatch.setattr(pan.core.ks, "_ROW_LOOP", values.shape[1] + 1)
     short_rows = SortedSamples(values).keys
     np.testing.assert_array_equal(long_rows, short_rows)
     assert (np.diff(long_rows, axis=1) >= 0).all()

@@ -1,4 +1,4 @@
-"""PAN labelling (pan.labelling): the theta rule, the 15 types, PAN strength and the theta sweep."""
+"""PAN labelling (pan.core.labelling): the theta rule, the 15 types, PAN strength and the theta sweep."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 from conftest import ks_table
 
-from pan.borders import BORDERS
-from pan.labelling import (
+from pan.core.borders import BORDERS
+from pan.core.labelling import (
     PAN_TYPES,
     SWEEP_THETAS,
     check_theta,

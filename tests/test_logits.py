@@ -1,4 +1,4 @@
-"""The on-disk format of a variant's outputs (pan.logits)."""
+"""The on-disk format of a variant's outputs (pan.bias.logits)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pan.logits import LogitWriter, read_logits
+from pan.bias.logits import LogitWriter, read_logits
 
 TESTS = Path(__file__).parent
 

@@ -1,4 +1,4 @@
-"""Model sources (pan.models): timm models through the workflow, clear errors for missing
+"""Model sources (pan.capture.models): timm models through the workflow, clear errors for missing
 weights, and the zoo's whole DAG offline."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 import yaml
 
-from pan.models import MissingWeightsError, ModelSpec, ModelSpecError, load_model
-from pan.workflow import run_workflow
+from pan.capture.models import MissingWeightsError, ModelSpec, ModelSpecError, load_model
+from pan.workflow.run import run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 TIMM_FAMILIES = {  # a ResNet, an EfficientNet with TF "SAME" padding, a MobileNetV3, a ConvNeXt

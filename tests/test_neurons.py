@@ -1,4 +1,4 @@
-"""One neuron up close (pan.neurons): region statistics, and its maps under reflect padding."""
+"""One neuron up close (pan.beyond.neurons): region statistics, and its maps under reflect padding."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import torch
 from conftest import TESTS, tiny_config, write_images
 from scipy.stats import ks_2samp
 
-from pan.images import ImageSpec, image_records
-from pan.inference import layer_outputs, preprocessed_batches
-from pan.layers import AnalysedLayer
-from pan.models import ModelSpec, load_model
-from pan.neurons import RegionSamples
-from pan.padding import with_reflect_padding
+from pan.beyond.neurons import RegionSamples
+from pan.bias.reflect import with_reflect_padding
+from pan.capture.images import ImageSpec, image_records
+from pan.capture.inference import layer_outputs, preprocessed_batches
+from pan.capture.layers import AnalysedLayer
+from pan.capture.models import ModelSpec, load_model
 
 
 def planted_maps(images: int = 6, size: int = 12, seed: int = 0) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Eq. 1 odds per class (pan.odds), and Table 3 from them, by hand."""
+"""Eq. 1 odds per class (pan.bias.odds), and Table 3 from them, by hand."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import runs_from
 
-from pan.logits import Logits
-from pan.odds import ODDS_SCHEMA, ODDS_VARIANTS, class_odds, odds_table, softmax
-from pan.variants import VARIANTS
+from pan.bias.logits import Logits
+from pan.bias.odds import ODDS_SCHEMA, ODDS_VARIANTS, class_odds, odds_table, softmax
+from pan.bias.variants import VARIANTS
 
 TESTS = Path(__file__).parent
 

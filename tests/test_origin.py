@@ -1,4 +1,4 @@
-"""pan.origin: nascent vs downstream PANs on the hand-set net of tests/beyond_net.py."""
+"""pan.beyond.origin: nascent vs downstream PANs on the hand-set net of tests/beyond_net.py."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import beyond_net
 import polars as pl
 import torch
 
-from pan.inference import layer_outputs
-from pan.labelling import label_pans
-from pan.layers import analysed_layers
-from pan.origin import ORIGIN_COLUMNS, label_origin, origin_counts, own_reflect_ks
-from pan.scoring import score_maps
+from pan.beyond.origin import ORIGIN_COLUMNS, label_origin, origin_counts, own_reflect_ks
+from pan.capture.inference import layer_outputs
+from pan.capture.layers import analysed_layers
+from pan.core.labelling import label_pans
+from pan.core.scoring import score_maps
 
 
 def net_labels(net, images) -> pl.DataFrame:

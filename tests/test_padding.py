@@ -17,8 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
-from pan.layers import analysed_layers
-from pan.padding import ChannelPaddedConv2d, layer_padding, with_reflect_padding, zero_padding
+from pan.bias.reflect import ChannelPaddedConv2d, with_reflect_padding
+from pan.capture.layers import analysed_layers
+from pan.capture.padding import layer_padding, zero_padding
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}  # float64 throughout
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")

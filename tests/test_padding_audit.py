@@ -9,8 +9,7 @@ from efficientnet_lite_pytorch import EfficientNet
 from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
 from torch import nn
 
-from pan.layers import analysed_layers
-from pan.padding_audit import (
+from pan.beyond.audit import (
     AUDIT_SCHEMA,
     SCAN_SCHEMA,
     evenly_padded_sizes,
@@ -18,6 +17,7 @@ from pan.padding_audit import (
     padding_scan,
     write_padding_audit,
 )
+from pan.capture.layers import analysed_layers
 
 SIDES = ["pad_left", "pad_right", "pad_top", "pad_bottom"]
 EFFECTIVE = ["eff_left", "eff_right", "eff_top", "eff_bottom"]

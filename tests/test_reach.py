@@ -1,4 +1,4 @@
-"""pan.reach: padding awareness at distance d from the border, on hand-set maps and nets."""
+"""pan.beyond.reach: padding awareness at distance d from the border, on hand-set maps and nets."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from pan.inference import layer_outputs
-from pan.layers import analysed_layers
-from pan.reach import aware, distance_samples, fits, reach_counts, reach_maps
+from pan.beyond.reach import aware, distance_samples, fits, reach_counts, reach_maps
+from pan.capture.inference import layer_outputs
+from pan.capture.layers import analysed_layers
 
 
 def layer_maps(name: str) -> np.ndarray:
@@ -51,8 +51,8 @@ def test_rows_at_each_distance_and_the_inner_centre():
 
 
 def test_small_layers_are_skipped_and_listed(tmp_path):
-    from pan.dumps import LayerDump, write_manifest
-    from pan.reach import read_skipped, score_reach
+    from pan.beyond.reach import read_skipped, score_reach
+    from pan.core.dumps import LayerDump, write_manifest
 
     dump = tmp_path / "dump"
     dump.mkdir()

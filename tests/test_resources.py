@@ -1,4 +1,4 @@
-"""Memory requests (pan.resources) against the peaks the jobs really reach."""
+"""Memory requests (pan.workflow.resources) against the peaks the jobs really reach."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pan.models import ModelSpec
-from pan.resources import dump_mem_mb, ks_job_mem_mb, layer_shapes
+from pan.capture.models import ModelSpec
+from pan.workflow.resources import dump_mem_mb, ks_job_mem_mb, layer_shapes
 
 REPO = Path(__file__).resolve().parents[1]
 WIDE_NET = """
@@ -43,12 +43,14 @@ def peak_mb(code: str, cwd: Path) -> float:
 def test_a_ks_job_asks_for_at_least_its_peak_and_not_much_more(tmp_path):
     from contextlib import ExitStack
 
-    from pan.dumps import LayerWriters
+    from pan.core.dumps import LayerWriters
 
     maps = np.random.default_rng(0).normal(size=(64, 24, 96, 96)).astype(np.float32)  # 57 MB
     with ExitStack() as stack:
         LayerWriters(tmp_path, stack).write(0, "conv", (3, 3), maps)
-    peak = peak_mb("from pan.scoring import score_layer; score_layer('conv.parquet', 'ks.parquet')", tmp_path)
+    peak = peak_mb(
+        "from pan.core.scoring import score_layer; score_layer('conv.parquet', 'ks.parquet')", tmp_path
+    )
     request = ks_job_mem_mb(tmp_path / "conv.parquet")
     assert peak <= request <= 2 * peak + 200, (peak, request)
 
@@ -65,8 +67,8 @@ def test_a_dump_asks_for_at_least_its_peak_and_not_much_more(tmp_path, micro_bat
 
     write_images(tmp_path / "images", 32)
     code = (
-        "from pan.activations import dump_activations; from pan.images import ImageSpec; "
-        "from pan.models import ModelSpec; import io; "
+        "from pan.capture.activations import dump_activations; from pan.capture.images import ImageSpec; "
+        "from pan.capture.models import ModelSpec; import io; "
         f"spec = ModelSpec('wide', 'python', builder={str(tmp_path / 'wide_net.py:build')!r}, "
         "input_size=160, resize_size=160); "
         f"dump_activations(spec, ImageSpec('folder', 'images', 32, 0), 'dump', micro_batch={micro_batch}, "

@@ -1,4 +1,4 @@
-"""Per-layer KS tables (pan.scoring): their schema, and refusing activations KS cannot read."""
+"""Per-layer KS tables (pan.core.scoring): their schema, and refusing activations KS cannot read."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from pan.scoring import KS_SCHEMA, check_finite, read_ks_tables, score_layer, score_maps
+from pan.core.scoring import KS_SCHEMA, check_finite, read_ks_tables, score_layer, score_maps
 
 
 def test_a_ks_table_has_one_row_per_neuron_and_border_in_order(tmp_path):
@@ -37,7 +37,7 @@ def test_nan_and_infinite_activations_name_the_layer_neurons_and_count(tmp_path)
 def test_score_layer_refuses_a_dump_with_nan(tmp_path):
     from contextlib import ExitStack
 
-    from pan.dumps import LayerWriters
+    from pan.core.dumps import LayerWriters
 
     maps = np.random.default_rng(0).normal(size=(3, 2, 5, 5)).astype(np.float32)
     maps[1, 0, 0, 0] = np.nan

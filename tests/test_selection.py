@@ -1,13 +1,13 @@
-"""Which neurons get figures (pan.selection), and configured slots."""
+"""Which neurons get figures (pan.beyond.selection), and configured slots."""
 
 from __future__ import annotations
 
 import polars as pl
 import pytest
 
-from pan.config import FigureSettings
-from pan.labelling import label_pans
-from pan.selection import select_neurons, slot_neuron, write_selection
+from pan.beyond.selection import select_neurons, slot_neuron, write_selection
+from pan.core.labelling import label_pans
+from pan.workflow.config import FigureSettings
 
 
 def hand_ks(rows: dict[int, tuple[float, float, float]]) -> pl.DataFrame:

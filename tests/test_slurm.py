@@ -31,7 +31,7 @@ from cluster.slurm import (
 )
 from conftest import REPO, TESTS, tiny_config, write_images
 
-from pan.workflow import run_workflow as run_locally
+from pan.workflow.run import run_workflow as run_locally
 
 pytestmark = pytest.mark.slurm
 

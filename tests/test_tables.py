@@ -1,4 +1,4 @@
-"""The paper's tables (pan.tables): Tables 1 and 2 from labels, Table 3 from odds, by hand."""
+"""The paper's tables (pan.core.tables): Tables 1 and 2 from labels, Table 3 from odds, by hand."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pan.labelling import PAN_TYPES
-from pan.odds import ODDS_SCHEMA
-from pan.tables import table1, table2, table3, write_table1, write_table2, write_table3
+from pan.bias.odds import ODDS_SCHEMA
+from pan.bias.table3 import table3, write_table3
+from pan.core.labelling import PAN_TYPES
+from pan.core.tables import table1, table2, write_table1, write_table2
 
 
 def labels(layers: dict[str, list[str]], edges: dict[str, int] | None = None) -> pl.DataFrame:

@@ -14,8 +14,9 @@ from timm.layers import StdConv2d, StdConv2dSame, create_conv2d  # noqa: E402
 from timm.layers.conv2d_same import Conv2dSame, Conv2dSameExport  # noqa: E402
 from timm.layers.padding import pad_same_arg  # noqa: E402
 
-from pan.layers import analysed_layers  # noqa: E402
-from pan.padding import ChannelPaddedConv2d, with_reflect_padding, zero_padding  # noqa: E402
+from pan.bias.reflect import ChannelPaddedConv2d, with_reflect_padding  # noqa: E402
+from pan.capture.layers import analysed_layers  # noqa: E402
+from pan.capture.padding import zero_padding  # noqa: E402
 
 TIGHT = {"rtol": 1e-12, "atol": 1e-12}  # float64 throughout
 

@@ -1,4 +1,4 @@
-"""The four §4 variants: which channels pad with reflect in each (pan.variants)."""
+"""The four §4 variants: which channels pad with reflect in each (pan.bias.variants)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import polars as pl
 import torch
 from torch import nn
 
-from pan.padding import ChannelPaddedConv2d, with_reflect_padding
-from pan.variants import VARIANTS, build_variants, pan_channels, random_control_channels
+from pan.bias.reflect import ChannelPaddedConv2d, with_reflect_padding
+from pan.bias.variants import VARIANTS, build_variants, pan_channels, random_control_channels
 
 TESTS = Path(__file__).parent
 

@@ -14,8 +14,8 @@ import yaml
 from conftest import tiny_config
 from tiny_net import EDGE_DETECTORS, EXPECTED_TYPES
 
-from pan.labelling import PAN_TYPES
-from pan.workflow import run_workflow, scheduled_jobs, workflow_command
+from pan.core.labelling import PAN_TYPES
+from pan.workflow.run import run_workflow, scheduled_jobs, workflow_command
 
 pytestmark = pytest.mark.workflow
 

@@ -1,7 +1,7 @@
 """Figures of the paper (and a few beyond it): Altair charts of the pipeline's results.
 
 This package only turns tables and arrays into charts; the numbers come from the analysis
-modules (:mod:`pan.scoring`, :mod:`pan.labelling`, :mod:`pan.odds`, :mod:`pan.neurons`).
+modules (:mod:`pan.core.scoring`, :mod:`pan.core.labelling`, :mod:`pan.bias.odds`, :mod:`pan.beyond.neurons`).
 
 - :mod:`pan.figures.distributions`  border/centre activation PDFs (Fig. 3, Fig. 5)
 - :mod:`pan.figures.cards`          PAN cards: zero vs reflect padding, heatmaps, kernel (Figs. 6-8)
@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .distributions import write_activation_pdfs, write_truncated_centre
-from .ks_plots import write_depth, write_ks_distributions, write_theta_sweep
-from .odds import write_log_odds_histogram, write_ordered_log_odds
+from pan.figures.distributions import write_activation_pdfs, write_truncated_centre
+from pan.figures.ks_plots import write_depth, write_ks_distributions, write_theta_sweep
+from pan.figures.odds import write_log_odds_histogram, write_ordered_log_odds
 
 Files = Sequence[str | Path]
 MODEL_FIGURES: dict[str, Callable[[Files, str, str | Path, str | Path], None]] = {

@@ -1,6 +1,6 @@
 """Figures beyond the paper: padding reach by depth, and one PAN under the zero-line attack.
 
-Charts only: the numbers come from :mod:`pan.reach` and :mod:`pan.injection`.
+Charts only: the numbers come from :mod:`pan.beyond.reach` and :mod:`pan.beyond.attack`.
 """
 
 from __future__ import annotations
@@ -11,17 +11,25 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from ..injection import InjectedMaps
-from ..reach import reach_by_depth
-from .cards import heatmap_panel
-from .render import save_chart
+from pan.beyond.firing import InjectedMaps
+from pan.beyond.reach import reach_by_depth
+from pan.figures.cards import heatmap_panel
+from pan.figures.render import save_chart
+
+__all__ = [
+    "DISTANCE_COLOURS",
+    "injection_chart",
+    "reach_depth_chart",
+    "write_injection_maps",
+    "write_reach_depth",
+]
 
 DISTANCE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 
 def reach_depth_chart(by_depth: pl.DataFrame, model: str, theta: float) -> alt.Chart:
     """Neurons padding-aware at each distance from the border, per layer in depth order
-    (``by_depth``: :func:`pan.reach.reach_by_depth`); hatched: not aware at distance 0."""
+    (``by_depth``: :func:`pan.beyond.reach.reach_by_depth`); hatched: not aware at distance 0."""
     rows = (
         by_depth.drop("neurons")
         .with_columns(distance=pl.format("d = {}", "distance"), old=pl.col("aware") - pl.col("new"))
@@ -98,5 +106,5 @@ def injection_chart(maps: InjectedMaps, model: str) -> alt.HConcatChart:
 
 
 def write_injection_maps(maps: InjectedMaps, model: str, html: str | Path, png: str | Path) -> None:
-    """Render the injection figure (data from :func:`pan.injection.injected_maps`)."""
+    """Render the injection figure (data from :func:`pan.beyond.firing.injected_maps`)."""
     save_chart(injection_chart(maps, model), html, png)

@@ -1,6 +1,6 @@
 """PAN cards (paper Figs. 6-8, with the kernel of Fig. 1): one neuron under zero and reflect padding.
 
-A card stacks three rows, from a :class:`pan.neurons.NeuronCard`:
+A card stacks three rows, from a :class:`pan.beyond.neurons.NeuronCard`:
 
 1. the neuron's border, centre and truncated-centre histograms on the §3 batch as trained
    (zero padding), the legend giving KS, KS+ and KS- of each border;
@@ -20,9 +20,21 @@ import numpy as np
 import polars as pl
 from PIL import Image
 
-from ..neurons import NeuronCard, RegionSamples
-from .distributions import neuron_title, region_histogram, shared_edges
-from .render import save_chart
+from pan.beyond.neurons import NeuronCard, RegionSamples
+from pan.figures.distributions import neuron_title, region_histogram, shared_edges
+from pan.figures.render import save_chart
+
+__all__ = [
+    "KERNEL_CHANNELS",
+    "PANEL",
+    "VIRIDIS",
+    "card_chart",
+    "heatmap_panel",
+    "image_panel",
+    "kernel_panel",
+    "viridis",
+    "write_card",
+]
 
 PANEL = 190
 """Side (chart units) of the image, heatmap and kernel panels."""
@@ -144,7 +156,7 @@ def card_chart(
 
 
 def write_card(card: NeuronCard, model: str, html: str | Path, png: str | Path) -> None:
-    """Render the PAN card of a neuron (data from :func:`pan.neurons.neuron_card`)."""
+    """Render the PAN card of a neuron (data from :func:`pan.beyond.neurons.neuron_card`)."""
     heatmaps = [(h.image_id, h.crop, h.maps) for h in card.heatmaps]
     title = neuron_title(card.found, model, "PAN card")
     save_chart(card_chart(card.zero, card.reflect, heatmaps, card.kernel, title), html, png)

@@ -1,6 +1,6 @@
 """Activation distributions of one neuron by region: the paper's Fig. 3 and Fig. 5.
 
-Charts of a neuron's :class:`pan.neurons.RegionSamples` (borders, centre, truncated centres
+Charts of a neuron's :class:`pan.beyond.neurons.RegionSamples` (borders, centre, truncated centres
 and their statistics). Histograms are binned here in numpy on edges shared by all regions, so
 charts carry a few hundred rows, never the raw activations.
 """
@@ -14,10 +14,23 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from ..borders import BORDER_NAMES, BORDERS
-from ..neurons import BOTTOM_K, TOP_K, NeuronMaps, RegionSamples, neuron_maps
-from ..selection import slot_neuron
-from .render import BORDER_COLOURS, save_chart
+from pan.beyond.neurons import BOTTOM_K, TOP_K, NeuronMaps, RegionSamples, neuron_maps
+from pan.beyond.selection import slot_neuron
+from pan.core.borders import BORDER_NAMES, BORDERS
+from pan.figures.render import BORDER_COLOURS, save_chart
+
+__all__ = [
+    "BINS",
+    "WIDTH",
+    "activation_pdf_chart",
+    "density_rows",
+    "neuron_title",
+    "region_histogram",
+    "shared_edges",
+    "truncated_centre_chart",
+    "write_activation_pdfs",
+    "write_truncated_centre",
+]
 
 BINS = 60
 WIDTH = 560

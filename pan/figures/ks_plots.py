@@ -13,10 +13,23 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from ..borders import BORDER_NAMES, BORDERS
-from ..labelling import read_labels, theta_sweep
-from ..scoring import read_ks_tables
-from .render import BORDER_COLOURS, save_chart
+from pan.core.borders import BORDER_NAMES, BORDERS
+from pan.core.labelling import read_labels, theta_sweep
+from pan.core.scoring import read_ks_tables
+from pan.figures.render import BORDER_COLOURS, save_chart
+
+__all__ = [
+    "KS_BIN",
+    "depth_chart",
+    "depth_shares",
+    "end_layers",
+    "ks_distribution_chart",
+    "ks_histogram",
+    "theta_sweep_chart",
+    "write_depth",
+    "write_ks_distributions",
+    "write_theta_sweep",
+]
 
 KS_BIN = 0.025
 

@@ -1,6 +1,6 @@
 """Class log-odds of the padding variants against the original model: the paper's Figs. 9 and 10.
 
-Reads ``results/tables/odds_{model}.csv`` (:func:`pan.odds.read_odds`): one row per class
+Reads ``results/tables/odds_{model}.csv`` (:func:`pan.bias.odds.read_odds`): one row per class
 with ``odds_<variant>`` and natural ``log_odds_<variant>`` for PAN-reflect, RAND-reflect and
 reflect. A log-odds of ±0.05 is about a 5% change of the odds.
 """
@@ -13,8 +13,21 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from ..odds import read_odds
-from .render import save_chart
+from pan.bias.odds import read_odds
+from pan.figures.render import save_chart
+
+__all__ = [
+    "BINS",
+    "FIVE_PERCENT",
+    "VARIANT_COLOURS",
+    "VARIANT_NAMES",
+    "log_odds_histogram",
+    "log_odds_histogram_chart",
+    "long_log_odds",
+    "ordered_log_odds_chart",
+    "write_log_odds_histogram",
+    "write_ordered_log_odds",
+]
 
 VARIANT_NAMES = {"pan_reflect": "PAN-reflect", "rand_reflect": "RAND-reflect", "reflect": "reflect"}
 VARIANT_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c"]  # as the paper: PAN-reflect blue, RAND-reflect orange

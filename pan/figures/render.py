@@ -10,6 +10,8 @@ from pathlib import Path
 
 import altair as alt
 
+__all__ = ["BORDER_COLOURS", "PNG_SCALE", "data_rows", "save_chart", "styled"]
+
 PNG_SCALE = 1.5
 """Pixels per chart unit in PNGs: sharp on screens, yet a report of every figure stays light."""
 

@@ -1,6 +1,6 @@
 """How far to trust the count: PAN share by depth per control, and the stability histogram.
 
-The numbers come from :mod:`pan.controls`; this module only draws them.
+The numbers come from :mod:`pan.trust.controls`; this module only draws them.
 """
 
 from __future__ import annotations
@@ -11,15 +11,24 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
-from ..controls import CONDITIONS, depth_by_condition, frequency_counts
-from .render import save_chart
+from pan.figures.render import save_chart
+from pan.trust.controls import CONDITIONS, depth_by_condition
+from pan.trust.stability import frequency_counts
+
+__all__ = [
+    "CONDITION_COLOURS",
+    "controls_depth_chart",
+    "stability_chart",
+    "write_controls_depth",
+    "write_stability_histogram",
+]
 
 CONDITION_COLOURS = {"trained": "#d62728", "reflect": "#1f77b4", "random_init": "#7f7f7f"}
 
 
 def controls_depth_chart(rows: pl.DataFrame, model: str) -> alt.Chart:
     """PAN share of each layer, in depth order, one bar per condition (rows of
-    :func:`pan.controls.depth_by_condition`)."""
+    :func:`pan.trust.controls.depth_by_condition`)."""
     conditions = [c for c in CONDITIONS if c in set(rows["condition"])]
     return (
         alt.Chart(rows)

@@ -2,10 +2,10 @@ import re
 
 from snakemake.utils import validate
 
-from pan.config import checked_eval_images, load_settings, reject_unknown_keys
-from pan.controls import RUN_PATTERN, control_run, draw_run, parse_run, run_images
-from pan.resources import dump_mem_mb as forward_mem_mb
-from pan.resources import ks_dump_mem_mb, ks_shapes_mem_mb, read_layer_shapes
+from pan.workflow.config import checked_eval_images, load_settings, reject_unknown_keys
+from pan.trust.runs import RUN_PATTERN, control_run, draw_run, parse_run, run_images
+from pan.workflow.resources import dump_mem_mb as forward_mem_mb
+from pan.workflow.resources import ks_dump_mem_mb, ks_shapes_mem_mb, read_layer_shapes
 
 
 # Before any job: unknown keys (with the closest known one), the schema, then files and folders.
@@ -53,7 +53,7 @@ def dump_mem_mb(wildcards, input, attempt):
 def run_ks_mem_mb(wildcards, input, attempt):
     """Memory request (MB) of a run's KS job, from the layer shapes: its dump does not exist yet
     when the job is planned."""
-    from pan.images import image_records
+    from pan.capture.images import image_records
 
     images = len(image_records(run_images(SETTINGS.images, wildcards.run)))
     return ks_shapes_mem_mb(read_layer_shapes(input.shapes), images) * attempt
@@ -90,7 +90,7 @@ def injection_input(wildcards):
 
 def eval_runtime_min(wildcards, attempt):
     """Minutes to request for evaluating four variants: about 100 images a minute on 2 CPU cores."""
-    from pan.images import image_records
+    from pan.capture.images import image_records
 
     return (10 + len(image_records(SETTINGS.eval_images)) // 100) * attempt
 
@@ -102,7 +102,7 @@ def per_model(pattern):
 
 def neuron_figure_inputs(wildcards):
     """A neuron figure reads the activation dump, plus the selection for ranked slots only."""
-    from pan.selection import is_ranked_slot
+    from pan.beyond.selection import is_ranked_slot
 
     inputs = {"dump": f"results/activations/{wildcards.model}", "shapes": f"results/shapes/{wildcards.model}.json"}
     if is_ranked_slot(wildcards.slot):
@@ -112,7 +112,7 @@ def neuron_figure_inputs(wildcards):
 
 def neuron_figure_labels(wildcards, input):
     """Report labels of a neuron figure: which neuron, and why it was drawn."""
-    from pan.selection import slot_neuron
+    from pan.beyond.selection import slot_neuron
 
     neuron = slot_neuron(wildcards.slot, input.get("selection"))
     return {"slot": neuron.slot, "layer": neuron.layer, "neuron": neuron.neuron, "why": neuron.description}

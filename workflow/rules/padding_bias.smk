@@ -1,4 +1,4 @@
-from pan.variants import VARIANTS
+from pan.bias.variants import VARIANTS
 
 
 rule evaluate_variants:

@@ -1,4 +1,4 @@
-# How far to trust the count (pan.controls): the §3 method rerun on control conditions
+# How far to trust the count (pan.trust.controls): the §3 method rerun on control conditions
 # (results/controls/{condition}/...) and on seeded draws of the batch (results/stability/draw{k}/...),
 # through the same dump, KS and labelling code as the main run. The runs' own dumps are
 # temporary (deleted once scored): a θ change reruns labels and tables only.

@@ -1,5 +1,5 @@
-from pan.controls import write_controls_table
 from pan.logs import log_to
+from pan.trust.controls import write_controls_table
 
 with log_to(snakemake.log[0]):
     write_controls_table(

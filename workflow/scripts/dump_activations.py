@@ -1,4 +1,4 @@
-from pan.activations import dump_activations
+from pan.capture.activations import dump_activations
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):

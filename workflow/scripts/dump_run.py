@@ -1,5 +1,5 @@
-from pan.controls import dump_run
 from pan.logs import log_to
+from pan.trust.controls import dump_run
 
 with log_to(snakemake.log[0]):
     dump_run(

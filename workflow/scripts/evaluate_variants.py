@@ -1,4 +1,4 @@
-from pan.evaluation import evaluate_variants
+from pan.bias.evaluation import evaluate_variants
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,4 +1,4 @@
-from pan.export import export_model_variant
+from pan.bias.export import export_model_variant
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):

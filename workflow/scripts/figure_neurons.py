@@ -1,5 +1,5 @@
+from pan.beyond.selection import write_selection
 from pan.logs import log_to
-from pan.selection import write_selection
 
 with log_to(snakemake.log[0]):
     write_selection(

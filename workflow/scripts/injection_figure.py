@@ -1,5 +1,5 @@
+from pan.beyond.firing import injected_maps
 from pan.figures.beyond import write_injection_maps
-from pan.injection import injected_maps
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):

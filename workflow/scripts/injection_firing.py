@@ -1,4 +1,4 @@
-from pan.injection import write_firing_statistics
+from pan.beyond.firing import write_firing_statistics
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,4 +1,4 @@
-from pan.injection import write_injection_summary
+from pan.beyond.firing import write_injection_summary
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):

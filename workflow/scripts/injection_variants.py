@@ -1,4 +1,4 @@
-from pan.injection import write_variant_predictions
+from pan.beyond.attack import write_variant_predictions
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):

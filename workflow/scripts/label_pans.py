@@ -1,4 +1,4 @@
-from pan.labelling import label_pan_files
+from pan.core.labelling import label_pan_files
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):

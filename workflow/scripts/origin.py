@@ -1,5 +1,5 @@
+from pan.beyond.origin import write_origin
 from pan.logs import log_to
-from pan.origin import write_origin
 
 with log_to(snakemake.log[0]):
     write_origin(snakemake.input.labels, snakemake.input.own, snakemake.output[0], snakemake.params.theta)

@@ -1,5 +1,5 @@
+from pan.beyond.origin import write_own_reflect_ks
 from pan.logs import log_to
-from pan.origin import write_own_reflect_ks
 
 with log_to(snakemake.log[0]):
     write_own_reflect_ks(

@@ -1,7 +1,7 @@
+from pan.beyond.neurons import neuron_card
+from pan.beyond.selection import slot_neuron
 from pan.figures.cards import write_card
 from pan.logs import log_to
-from pan.neurons import neuron_card
-from pan.selection import slot_neuron
 
 with log_to(snakemake.log[0]):
     neuron = slot_neuron(snakemake.wildcards.slot, snakemake.input.get("selection"))

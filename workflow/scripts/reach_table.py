@@ -1,5 +1,5 @@
+from pan.beyond.reach import write_reach_tables
 from pan.logs import log_to
-from pan.reach import write_reach_tables
 
 with log_to(snakemake.log[0]):
     write_reach_tables(

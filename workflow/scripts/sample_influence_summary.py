@@ -1,4 +1,4 @@
-from pan.influence import write_influence_summary
+from pan.bias.influence import write_influence_summary
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):

@@ -1,5 +1,5 @@
+from pan.core.scoring import score_dump
 from pan.logs import log_to
-from pan.scoring import score_dump
 
 with log_to(snakemake.log[0]):
     score_dump(

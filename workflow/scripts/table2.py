@@ -1,5 +1,5 @@
+from pan.core.tables import write_table2
 from pan.logs import log_to
-from pan.tables import write_table2
 
 with log_to(snakemake.log[0]):
     write_table2(dict(zip(snakemake.params.models, snakemake.input, strict=True)), snakemake.output[0])

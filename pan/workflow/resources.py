@@ -1,0 +1,129 @@
+"""Memory requests of the heavy jobs, derived from layer shapes.
+
+A cluster scheduler kills a job that uses more memory than it asked for, so requests must
+follow the model: the activation dump from the shapes of its analysed layers (one shape-only
+pass of the model on the meta device, in a light job before the dump), a KS job from the
+shape of its layer's dump. ``tests/test_resources.py`` checks both against measured peaks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DUMP_BASE_MB",
+    "KS_BASE_MB",
+    "KS_LAYER_FACTOR",
+    "MB",
+    "dump_mem_mb",
+    "ks_dump_mem_mb",
+    "ks_job_mem_mb",
+    "ks_mem_mb",
+    "ks_shapes_mem_mb",
+    "layer_shapes",
+    "read_layer_shapes",
+    "write_layer_shapes",
+]
+
+MB = 1e6
+DUMP_BASE_MB = 1200
+"""Interpreter, torch, pan, the decoding threads and the writer's Parquet buffers (measured)."""
+KS_BASE_MB = 350
+"""Interpreter, numpy, polars and pyarrow of a KS job."""
+KS_LAYER_FACTOR = 4.0
+"""Copies of a layer's maps a KS job holds at its peak: the maps, the border and centre
+samples, the sort keys of a chunk (bounded) and Arrow's read buffers."""
+
+
+def layer_shapes(spec) -> dict[str, Any]:
+    """The shapes a dump of ``spec`` will write, from a shape-only pass on the meta device (no
+    weights, no compute): ``input_size``, ``parameters`` and per analysed layer ``name,
+    out_channels, height, width``."""
+    import torch
+
+    from pan.capture.inference import recording
+    from pan.capture.layers import analysed_layers
+    from pan.capture.models import load_model
+
+    with torch.device("meta"):
+        loaded = load_model(replace(spec, pretrained=False))
+    layers = analysed_layers(loaded.model)
+    shapes: dict[str, tuple[int, int]] = {}
+
+    def keep(layer, maps) -> None:  # a hook that returns nothing leaves the output alone
+        shapes.setdefault(layer.name, tuple(maps.shape[-2:]))
+
+    size = loaded.input_size
+    with torch.no_grad(), recording(layers, keep):
+        loaded.model(torch.zeros(1, 3, size, size, device="meta"))
+    return {
+        "input_size": size,
+        "parameters": sum(p.numel() for p in loaded.model.parameters()),
+        "layers": [
+            {"name": layer.name, "out_channels": layer.out_channels, "height": h, "width": w}
+            for layer in layers
+            if layer.name in shapes
+            for h, w in [shapes[layer.name]]
+        ],
+    }
+
+
+def write_layer_shapes(spec, out: str | Path) -> dict[str, Any]:
+    """Write :func:`layer_shapes` of ``spec`` as JSON."""
+    shapes = layer_shapes(spec)
+    Path(out).write_text(json.dumps(shapes, indent=1))
+    return shapes
+
+
+def dump_mem_mb(shapes: Mapping[str, Any], micro_batch: int) -> int:
+    """Memory (MB) of an activation dump: the base, the weights, and per micro-batch the maps of
+    every analysed layer (one in the forward pass, :data:`pan.core.dumps.PENDING_MICRO_BATCHES`
+    waiting for the writer, one being written) and the decoded images ahead of it."""
+    from pan.capture.inference import PREFETCH_BATCHES
+    from pan.core.dumps import PENDING_MICRO_BATCHES
+
+    maps = 4 * sum(layer["out_channels"] * layer["height"] * layer["width"] for layer in shapes["layers"])
+    images = 4 * 3 * shapes["input_size"] ** 2
+    per_batch = micro_batch * (maps * (PENDING_MICRO_BATCHES + 2) + images * (PREFETCH_BATCHES + 2))
+    return math.ceil(DUMP_BASE_MB + (8 * shapes["parameters"] + per_batch) / MB)
+
+
+def read_layer_shapes(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def ks_mem_mb(images: int, neurons: int, height: int, width: int) -> int:
+    """Memory (MB) of a KS job scoring one layer dump of that shape."""
+    return math.ceil(KS_BASE_MB + KS_LAYER_FACTOR * 4 * images * neurons * height * width / MB)
+
+
+def ks_job_mem_mb(dump: str | Path) -> int:
+    """:func:`ks_mem_mb` of a layer dump file, from its Parquet metadata alone."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(dump).metadata
+    meta = {k.decode(): v.decode() for k, v in (metadata.metadata or {}).items()}
+    neurons = int(meta["neurons"])
+    return ks_mem_mb(metadata.num_rows // neurons, neurons, int(meta["height"]), int(meta["width"]))
+
+
+def ks_dump_mem_mb(dump_dir: str | Path) -> int:
+    """Memory (MB) of a KS job scoring a whole dump, one layer at a time: its largest layer's.
+
+    Before the dump exists (a dry run plans the job from its checkpoint's placeholder) it is the
+    base alone; Snakemake plans the job again, with this request, once the dump is written."""
+    files = sorted(Path(dump_dir).glob("*.parquet"))
+    return max((ks_job_mem_mb(path) for path in files), default=KS_BASE_MB)
+
+
+def ks_shapes_mem_mb(shapes: Mapping[str, Any], images: int) -> int:
+    """:func:`ks_mem_mb` of the largest layer in ``shapes`` (:func:`layer_shapes`) over ``images``."""
+    return max(
+        ks_mem_mb(images, layer["out_channels"], layer["height"], layer["width"])
+        for layer in shapes["layers"]
+    )
