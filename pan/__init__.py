@@ -10,7 +10,7 @@ Martin-Torres; ICCV 2023 workshops). The public surface, for notebooks:
   (the §4 ``reflect``, ``pan_reflect`` and ``rand_reflect`` models);
 - :func:`analysed_layers`, :data:`BORDERS`, :data:`PAN_TYPES`.
 
-Each paper concept lives in one module (README, "Layout"): :mod:`pan.core.borders`, :mod:`pan.core.ks`,
+Each paper concept lives in one module (docs/method.md): :mod:`pan.core.borders`, :mod:`pan.core.ks`,
 :mod:`pan.core.labelling`, :mod:`pan.capture.padding`, :mod:`pan.bias.variants`, :mod:`pan.bias.odds`, ...
 Names load on first use: ``import pan`` alone costs no torch import.
 """

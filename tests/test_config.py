@@ -99,8 +99,8 @@ def test_the_schema_states_no_defaults_and_the_same_keys_and_sources_as_the_sett
     assert set(SCHEMA["properties"]["injection"]["properties"]) == {f.name for f in fields(InjectionSettings)}
 
 
-def test_readme_states_the_defaults_of_the_settings():
-    readme = (REPO / "README.md").read_text()
+def test_the_configuration_page_states_the_defaults_of_the_settings():
+    readme = (REPO / "docs/configuration.md").read_text()
     defaults = Settings.from_config({"models": {"m": {"source": "efficientnet_lite", "variant": "lite0"}}})
     for key, value in {
         "theta": defaults.theta,

@@ -162,7 +162,7 @@ class InjectionSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated config (README, "Configuration", documents each key)."""
+    """The validated config (docs/configuration.md documents each key)."""
 
     models: dict[str, ModelSpec]
     images: ImageSpec = ImageSpec()
