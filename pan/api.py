@@ -51,13 +51,22 @@ def find_pans(
     activation dump (``activations/``), the KS tables (``ks/``) and the labels
     (``pans.parquet``) in the workflow's formats; by default they live in a temporary folder.
 
-    Example::
+    Pass the model's own ``transform`` with PIL images or a folder: EfficientNet-Lite, for
+    one, expects inputs in about [-1, 1] (``load_model(spec).transform``), not the ImageNet
+    normalisation of the default.
 
-        >>> import pan
-        >>> from efficientnet_lite_pytorch import EfficientNet
-        >>> net = EfficientNet.from_name("efficientnet-lite0")  # load your weights here
-        >>> labels = pan.find_pans(net, "my_images/", theta=0.5)
-        >>> labels.filter("is_pan").group_by("pan_type").len()
+    Example (a conv whose channel 1 copies the row above: zeros on its top row)::
+
+        >>> import torch, pan
+        >>> net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1))
+        >>> with torch.no_grad():
+        ...     _ = net[0].weight.zero_(), net[0].bias.zero_()
+        ...     net[0].weight[0, 0, 1, 1] = 1.0  # channel 0: the pixel itself
+        ...     net[0].weight[1, 0, 0, 1] = 1.0  # channel 1: the pixel above it
+        >>> images = 1.0 + torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+        >>> labels = pan.find_pans(net, images, theta=0.5, device="cpu")
+        >>> labels.select("neuron", "is_pan", "pan_type").rows()
+        [(0, False, ''), (1, True, 'T')]
     """
     records = _records(images)
     if isinstance(images, torch.Tensor):

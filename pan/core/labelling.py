@@ -70,12 +70,17 @@ def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
     with; a PAN in a layer that does not pad with zeros can only be downstream). NaN statistics
     (maps below 3x3) never pass.
 
-    Example (relabel a model's KS tables at another theta, no model rerun)::
+    Example (neuron 1 goes silent on its left column; relabel a model's KS tables at another
+    theta, no model rerun, with ``pl.read_parquet("results/ks/{model}/*.parquet")``)::
 
-        >>> import polars as pl
+        >>> import numpy as np, polars as pl
         >>> from pan import label_pans
-        >>> ks = pl.read_parquet("results/ks/efficientnet_lite0/*.parquet")
-        >>> label_pans(ks, theta=0.4).filter("is_pan").group_by("pan_type").len()
+        >>> from pan.core.scoring import score_maps
+        >>> maps = np.random.default_rng(0).normal(size=(8, 2, 12, 12)).astype(np.float32)
+        >>> maps[:, 1, :, 0] -= 10
+        >>> ks = pl.from_arrow(score_maps(maps, "conv", 0))
+        >>> label_pans(ks, theta=0.5).select("neuron", "is_pan", "pan_type").rows()
+        [(0, False, ''), (1, True, 'L')]
     """
     theta = check_theta(theta)
     scored = ks.with_columns(edge=edge_rule(theta), pan=pan_rule(theta))
