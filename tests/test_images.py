@@ -13,7 +13,9 @@ from pan.capture.images import (
     ImageReadError,
     ImageRecord,
     ImageSourceError,
+    ImageSpec,
     check_batch,
+    image_records,
     read_image,
     rgb_image,
 )
@@ -266,3 +268,32 @@ def test_check_batch_refuses_a_folder_with_fewer_images_than_asked_for():
 def test_check_batch_minimum_can_be_lowered_for_evaluation_images():
     records = _records(1)
     assert check_batch(records, 1, "eval_images", minimum=1) is records
+
+
+def test_hidden_files_and_folders_are_no_images_and_no_classes(tmp_path):
+    """A notebook's .ipynb_checkpoints/ (copies of the images) and macOS's ._ files would add
+    duplicates to the batch and a bogus class that drops every section 4 label."""
+    from conftest import write_images
+
+    write_images(tmp_path, 8)
+    write_images(tmp_path / ".ipynb_checkpoints", 4)
+    Image.new("RGB", (32, 32)).save(tmp_path / "a" / "._img_000.png")
+    records = image_records(ImageSpec("folder", str(tmp_path), None))
+    assert len(records) == 8
+    assert {r.label for r in records} == {"a", "b"}
+
+
+def test_images_of_different_shapes_after_the_transform_are_named():
+    import torch
+
+    from pan.inference import ImageShapeError, preprocessed_batches
+
+    landscape, portrait = Image.new("RGB", (48, 32)), Image.new("RGB", (32, 48))
+    images = [
+        ImageRecord(f"photo{i}", None, lambda image=image: image)
+        for i, image in enumerate([landscape, landscape, portrait])
+    ]
+    keep_aspect = lambda image: torch.zeros(3, image.height, image.width)  # noqa: E731
+    for micro_batch in (1, 3):  # across micro-batches and within one
+        with pytest.raises(ImageShapeError, match="'photo0' and 'photo2' have different shapes"):
+            list(preprocessed_batches(images, keep_aspect, micro_batch, workers=1))

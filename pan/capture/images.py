@@ -99,7 +99,11 @@ def image_records(spec: ImageSpec) -> list[ImageRecord]:
     if spec.source == "builtin":
         return _builtin(spec.count or BUILTIN_ALL, spec.seed)
     root = _dataset_root(spec)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not _hidden(p.relative_to(root))
+    )
     if not files:
         raise ImageSourceError(f"images: no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     if spec.count is not None and spec.count < len(files):
@@ -149,6 +153,12 @@ def check_batch(
             f"set {where}.count to {count} or fewer, or add images"
         )
     return records
+
+
+def _hidden(relative: Path) -> bool:
+    """A file or folder whose name starts with a dot (``.ipynb_checkpoints/``, ``._photo.jpg``
+    of macOS) is no image and no class: it would add copies of images and a bogus label."""
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def _dataset_root(spec: ImageSpec) -> Path:

@@ -90,24 +90,49 @@ def preprocessed_batches(
     def prepared(image: Any) -> torch.Tensor:
         return transform(image.load() if hasattr(image, "load") else image)
 
-    def stacked(tensors: list[torch.Tensor]) -> torch.Tensor:
+    first: list = []  # (shape, position) of the first image: every image must match it
+
+    def stacked(start: int, tensors: list[torch.Tensor]) -> torch.Tensor:
+        for offset, tensor in enumerate(tensors):
+            if not first:
+                first.append((tuple(tensor.shape), start + offset))
+            elif tuple(tensor.shape) != first[0][0]:
+                raise ImageShapeError(
+                    f"images {_image_name(images, first[0][1])} and {_image_name(images, start + offset)} "
+                    f"have different shapes after the transform, {first[0][0]} and {tuple(tensor.shape)}; "
+                    "a layer's maps must have one size across the batch: use a transform that "
+                    "ends in a fixed-size crop (resize the short side, then centre-crop)"
+                )
         batch = torch.stack(tensors)
         return batch.pin_memory() if pin_memory else batch
 
-    chunks = [images[start : start + micro_batch] for start in range(0, len(images), micro_batch)]
+    starts = range(0, len(images), micro_batch)
+    chunks = [images[start : start + micro_batch] for start in starts]
     workers = workers or decode_workers()
     if workers == 1:
-        for chunk in chunks:
-            yield stacked([prepared(image) for image in chunk])
+        for start, chunk in zip(starts, chunks, strict=True):
+            yield stacked(start, [prepared(image) for image in chunk])
         return
     with ThreadPoolExecutor(workers, thread_name_prefix="pan-decode") as pool:
-        pending: deque[list] = deque()
-        for chunk in chunks:
-            pending.append([pool.submit(prepared, image) for image in chunk])
+        pending: deque[tuple[int, list]] = deque()
+        for start, chunk in zip(starts, chunks, strict=True):
+            pending.append((start, [pool.submit(prepared, image) for image in chunk]))
             if len(pending) > PREFETCH_BATCHES:
-                yield stacked([future.result() for future in pending.popleft()])
+                start_done, futures = pending.popleft()
+                yield stacked(start_done, [future.result() for future in futures])
         while pending:
-            yield stacked([future.result() for future in pending.popleft()])
+            start_done, futures = pending.popleft()
+            yield stacked(start_done, [future.result() for future in futures])
+
+
+class ImageShapeError(ValueError):
+    """Two images of one batch differ in shape after the transform; the message names both."""
+
+
+def _image_name(images: Sequence[Any], position: int) -> str:
+    """An image of a batch as errors name it: its record's id, else its position."""
+    image = images[position]
+    return repr(image.id) if hasattr(image, "id") else f"#{position}"
 
 
 @contextmanager
