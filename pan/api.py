@@ -19,10 +19,10 @@ from PIL import Image
 from torch import nn
 
 from pan.capture.activations import dump_module_activations
-from pan.capture.images import ImageRecord, ImageSpec, check_batch, image_records
+from pan.capture.images import ImageRecord, ImageSpec, check_batch, image_records, rgb_image
 from pan.capture.inference import DEFAULT_MICRO_BATCH
 from pan.capture.models import IMAGENET_MEAN, IMAGENET_STD, eval_transform
-from pan.core.labelling import DEFAULT_THETA, label_pan_files
+from pan.core.labelling import DEFAULT_THETA, check_theta, label_pan_files
 from pan.core.scoring import score_layer
 
 __all__ = ["Images", "find_pans"]
@@ -50,6 +50,13 @@ def find_pans(
     (default: the ImageNet evaluation transform at 224 pixels). ``out_dir`` keeps the
     activation dump (``activations/``), the KS tables (``ks/``) and the labels
     (``pans.parquet``) in the workflow's formats; by default they live in a temporary folder.
+    ``out_dir`` must be empty or new: KS tables left by another model would be mixed into a
+    later relabelling of ``out_dir/ks``.
+
+    PIL images of any mode are converted to RGB by the workflow's rule
+    (:func:`pan.images.rgb_image`). ``model`` is handed back as it came: its modules' modes, its
+    parameters' devices and dtypes and its hooks are those it had (it runs in eval mode on
+    ``device`` meanwhile, fed inputs of its own dtype).
 
     Pass the model's own ``transform`` with PIL images or a folder: EfficientNet-Lite, for
     one, expects inputs in about [-1, 1] (``load_model(spec).transform``), not the ImageNet
@@ -68,6 +75,8 @@ def find_pans(
         >>> labels.select("neuron", "is_pan", "pan_type").rows()
         [(0, False, ''), (1, True, 'T')]
     """
+    theta = check_theta(theta)  # before the dump: a bad theta must not cost a forward pass
+    _check_out_dir(out_dir)
     records = _records(images)
     if isinstance(images, torch.Tensor):
         transform = transform or (lambda tensor: tensor)
@@ -87,6 +96,24 @@ def find_pans(
         return label_pan_files(ks_files, root / "pans.parquet", theta)
 
 
+def _check_out_dir(out_dir: str | Path | None) -> None:
+    """Refuse an ``out_dir`` that holds anything: pan's files of an earlier call (another
+    model's KS tables) would be mixed with this call's by a relabelling of ``out_dir/ks``."""
+    if out_dir is not None and Path(out_dir).exists():
+        if not Path(out_dir).is_dir():
+            raise ValueError(f"out_dir {out_dir} is a file, not a folder")
+        if any(Path(out_dir).iterdir()):
+            raise ValueError(
+                f"out_dir {out_dir} is not empty; give each find_pans call a new or empty folder "
+                "(files of an earlier model there would be mixed into this one's KS tables)"
+            )
+
+
+def _item(item: Any, position: int) -> Any:
+    """A PIL image as RGB by the workflow's rule; anything else (a tensor) as is."""
+    return rgb_image(item, f"image #{position}") if isinstance(item, Image.Image) else item
+
+
 def _records(images: Images) -> list[ImageRecord]:
     """Image records for a tensor batch, PIL images or a folder (every image in it)."""
     if isinstance(images, (str, Path)):
@@ -104,5 +131,9 @@ def _records(images: Images) -> list[ImageRecord]:
     if not items:
         raise ValueError("no images given")
     return check_batch(
-        [ImageRecord(f"{i:05d}", None, lambda item=item: item) for i, item in enumerate(items)], None
+        [
+            ImageRecord(f"{i:05d}", None, lambda item=item, i=i: _item(item, i))
+            for i, item in enumerate(items)
+        ],
+        None,
     )

@@ -66,3 +66,45 @@ def test_the_public_surface_is_documented_and_costs_no_torch_import():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=TESTS.parent)
     assert result.stdout.strip() == "False", result.stderr
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16"])
+def test_find_pans_converts_pil_images_of_any_mode_as_the_workflow_does(tiny_workdir, mode):
+    from pan.images import rgb_image
+
+    rgb = tiny_batch(tiny_workdir)
+    converted = [image.convert(mode) if mode != "I;16" else _sixteen_bit(image) for image in rgb]
+    labels = pan.find_pans(build(), converted, device="cpu", transform=TINY_TRANSFORM)
+    expected = pan.find_pans(
+        build(), [rgb_image(i) for i in converted], device="cpu", transform=TINY_TRANSFORM
+    )
+    assert labels.equals(expected)
+
+
+def _sixteen_bit(image):
+    import numpy as np
+    from PIL import Image
+
+    grey = np.asarray(image.convert("L"), dtype=np.uint16) * 257
+    return Image.frombytes("I;16", image.size, grey.astype("<u2").tobytes())
+
+
+@pytest.mark.parametrize("theta", [1.5, float("nan"), "0.5", None])
+def test_find_pans_checks_theta_before_any_forward_pass(theta, tmp_path):
+    with pytest.raises(ValueError, match="theta must be a number strictly between 0 and 1"):
+        pan.find_pans(build(), torch.rand(8, 3, 32, 32), theta=theta, device="cpu", out_dir=tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_find_pans_refuses_an_out_dir_that_holds_files(tmp_path):
+    batch = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    pan.find_pans(build(), batch, device="cpu", out_dir=tmp_path / "kept")
+    with pytest.raises(ValueError, match="not empty"):
+        pan.find_pans(
+            torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3, padding=1)), batch, out_dir=tmp_path / "kept"
+        )
+    assert sorted(p.name for p in (tmp_path / "kept/ks").iterdir()) == [
+        "asymmetric.1.parquet",
+        "conv1.parquet",
+        "valid.parquet",
+    ]

@@ -25,9 +25,10 @@ from pan.capture.inference import (
     preprocessed_batches,
     recording,
 )
-from pan.capture.layers import AnalysedLayer, analysed_layers
+from pan.capture.layers import AnalysedLayer, analysed_layers, check_layer_names, in_forward_order
 from pan.capture.models import ModelSpec, load_model
 from pan.capture.padding import layer_padding
+from pan.capture.untouched import borrowed, first_input, input_dtype, unwrapped
 from pan.core.dumps import (
     MANIFEST,
     PENDING_MICRO_BATCHES,
@@ -56,6 +57,31 @@ def check_single_calls(model: str, calls: Mapping[str, int]) -> None:
             "(weight sharing, a recurrent block or one conv at several scales); pan needs one map "
             "per image and layer, so it cannot analyse such a layer: give each use of the conv its "
             "own module"
+        )
+
+
+def check_whole_batch(model: str, layer: str, images: int, batch: int) -> None:
+    """Refuse a layer that ran on ``images`` of a micro-batch of ``batch`` (a branch taken for
+    some inputs only): its KS sample would hold fewer images than the batch, below the minimum
+    the analysis needs, without saying so."""
+    if images != batch:
+        raise ValueError(
+            f"model {model!r}: analysed layer {layer!r} ran on {images} of the {batch} images of a "
+            "micro-batch (a branch taken for some inputs only); pan scores every layer on every "
+            "image of the batch: make the branch run for every image, or analyse a model without it"
+        )
+
+
+def check_every_image(model: str, rows: Mapping[str, int], images: int) -> None:
+    """Refuse layers that ran for some micro-batches and not for others (``rows``: layer ->
+    images seen, of ``images``)."""
+    partial = {layer: seen for layer, seen in rows.items() if seen != images}
+    if partial:
+        listing = ", ".join(f"{layer!r} ({seen} of {images} images)" for layer, seen in partial.items())
+        raise ValueError(
+            f"model {model!r}: analysed layer(s) {listing} did not run for every image (a branch "
+            "taken for some inputs only); pan scores every layer on every image of the batch: make "
+            "the branch run for every image, or analyse a model without it"
         )
 
 
@@ -103,19 +129,24 @@ def dump_module_activations(
     ``layers`` (default: :func:`pan.capture.layers.analysed_layers` of ``net``) are the modules whose
     outputs are recorded, e.g. the reflect wrappers of a variant under their convs' names."""
     target = pick_device(device)
-    net = net.to(target).eval()
+    net = unwrapped(net)
     layers = analysed_layers(net) if layers is None else list(layers)
     if not layers:
         raise ValueError(f"model {name!r} has no Conv2d layer with a kernel larger than 1x1")
+    check_layer_names(name, layers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).unlink(missing_ok=True)  # a failed rerun must not leave a stale manifest
     bar = image_progress(len(records), f"activations {name}", progress)
     calls: Counter[str] = Counter()  # hook calls per layer in the current forward pass
+    rows: Counter[str] = Counter()  # images each layer has seen so far
+    current = [0]  # images in the current micro-batch
 
     def sink(layer: AnalysedLayer, maps: torch.Tensor) -> None:
         calls[layer.name] += 1
         if calls[layer.name] == 1:  # a second call is refused after the pass, never written
+            check_whole_batch(name, layer.name, len(maps), current[0])
+            rows[layer.name] += len(maps)
             # A copy: the model may change its conv's output in place after the hook (ReLU).
             values = maps.to("cpu", torch.float32, copy=True).numpy()
             background.submit(writers.write, layer.index, layer.name, layer.kernel_size, values, first)
@@ -125,16 +156,22 @@ def dump_module_activations(
     on_gpu = target.type == "cuda"
     try:
         with ExitStack() as stack, torch.inference_mode(), full_float32():
+            stack.enter_context(borrowed(net, target))
+            dtype = input_dtype(net)
+            example = first_input(name, records, transform).to(target, dtype)
+            layers = in_forward_order(net, layers, example, name)
             paddings = {layer.name: layer_padding(net, layer.name) for layer in layers}
             writers = LayerWriters(out_dir, stack, paddings)
             background = stack.enter_context(BackgroundWrites(limit=PENDING_MICRO_BATCHES * len(layers)))
             stack.enter_context(recording(layers, sink))
             for batch in preprocessed_batches(records, transform, micro_batch, pin_memory=on_gpu):
                 calls.clear()
-                net(batch.to(target, non_blocking=on_gpu))
+                current[0] = len(batch)
+                net(batch.to(target, dtype, non_blocking=on_gpu))
                 check_single_calls(name, calls)
                 first += len(batch)
                 bar.update(len(batch))
+            check_every_image(name, rows, len(records))
     except BaseException:  # no half-written layer files without a manifest
         for dump in writers.dumps.values() if writers else ():
             (out_dir / dump.file).unlink(missing_ok=True)
