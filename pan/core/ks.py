@@ -173,7 +173,8 @@ def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSam
     """KS, KS+ and KS- of ``border`` against ``centre``, both ``(neurons, values)``.
 
     Pass a :class:`SortedSamples` centre to reuse one sort for the four borders of a layer.
-    With an empty centre (feature maps below 3x3) every statistic is NaN.
+    With an empty centre (feature maps below 3x3) every statistic is NaN; an empty border (no
+    map has one) is refused: it means the samples were given along the wrong axis.
 
     Example::
 
@@ -188,6 +189,11 @@ def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSam
     """
     border = border if isinstance(border, SortedSamples) else SortedSamples(border)
     centre = centre if isinstance(centre, SortedSamples) else SortedSamples(centre)
+    if border.size == 0:
+        raise ValueError(
+            f"the border sample is empty (shape ({border.neurons}, 0)); give each neuron's border "
+            "values along axis 1, (neurons, values), e.g. pan.borders.border_samples(maps)['T']"
+        )
     return borders_ks([border], centre)[0]
 
 

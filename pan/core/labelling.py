@@ -9,6 +9,7 @@ R order: one of the 15 non-empty combinations, or ``""`` for a neuron that is no
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
@@ -44,9 +45,9 @@ SWEEP_THETAS: tuple[float, ...] = tuple(round(0.1 + 0.05 * i, 2) for i in range(
 
 
 def check_theta(theta: float) -> float:
-    """``theta`` must lie strictly between 0 and 1 (KS statistics live in [0, 1])."""
-    if not 0 < theta < 1:
-        raise ValueError(f"theta must be strictly between 0 and 1, got {theta}")
+    """``theta`` must be a number strictly between 0 and 1 (KS statistics live in [0, 1])."""
+    if isinstance(theta, bool) or not isinstance(theta, numbers.Real) or not 0 < theta < 1:
+        raise ValueError(f"theta must be a number strictly between 0 and 1, got {theta!r}")
     return float(theta)
 
 
@@ -83,6 +84,7 @@ def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
         [(0, False, ''), (1, True, 'L')]
     """
     theta = check_theta(theta)
+    _check_unique(ks)
     scored = ks.with_columns(edge=edge_rule(theta), pan=pan_rule(theta))
     if "layer_padding" not in scored.columns:  # KS tables scored without it: zero padding
         scored = scored.with_columns(layer_padding=pl.lit("zeros"))
@@ -117,6 +119,20 @@ def label_pans(ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
         .select(pl.exclude("layer_padding"), "layer_padding")
         .sort("layer_index", "neuron")
     )
+
+
+def _check_unique(ks: pl.DataFrame) -> None:
+    """Refuse a KS table with two rows for one neuron and border (the same KS files read twice,
+    or two models' tables in one folder): which row counts would be arbitrary."""
+    keys = ["layer", "neuron", "border"]
+    repeated = ks.group_by(keys).len().filter(pl.col("len") > 1)
+    if repeated.height:
+        first = repeated.sort(keys).row(0, named=True)
+        raise ValueError(
+            f"the KS table has {repeated.height} (layer, neuron, border) keys on more than one row, "
+            f"e.g. layer {first['layer']!r}, neuron {first['neuron']}, border {first['border']} "
+            f"({first['len']} rows); read each layer's KS table once (one model's tables per folder)"
+        )
 
 
 def label_pan_files(
