@@ -248,7 +248,9 @@ def _split_evenly(total_h: int, total_w: int) -> Padding:
 def layer_padding(model: nn.Module, name: str) -> str:
     """What the analysed conv ``name`` of ``model`` pads its input with: ``"zeros"`` (its own
     padding, a pad module run by it or right before it, or TF "SAME" padding), ``"none"`` (no
-    padding at all), or its ``padding_mode`` (``"reflect"``, ``"replicate"``, ``"circular"``); in
+    padding at all), ``"unknown"`` (a ``Conv2d`` subclass with a ``forward`` of its own that pan
+    does not know, which may pad in ways its attributes do not show, e.g. a user's own
+    ``Conv2dSame``), or its ``padding_mode`` (``"reflect"``, ``"replicate"``, ``"circular"``); in
     a variant, ``"reflect"`` (or ``"zeros and reflect"`` when only some channels reflect)."""
     conv = model.get_submodule(name)
     variant_padding = getattr(conv, "variant_padding", None)  # a §4 variant's conv (pan.bias.reflect)
@@ -256,7 +258,11 @@ def layer_padding(model: nn.Module, name: str) -> str:
         return variant_padding
     if conv.padding_mode != "zeros":
         return conv.padding_mode
-    if padding_depends_on_input(conv) or any(zero_padding(conv)) or any(pad_module_before(model, name)):
+    if padding_depends_on_input(conv) or any(pad_module_before(model, name)):
+        return "zeros"
+    if timm_kind(conv) is None and type(conv).forward not in _known_plain_forwards():
+        return "unknown"
+    if any(zero_padding(conv)):
         return "zeros"
     return "none"
 
