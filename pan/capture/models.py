@@ -6,6 +6,7 @@ known, its class names. Loading never trains or modifies anything; models are in
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ __all__ = [
     "ModelSpec",
     "ModelSpecError",
     "SOURCES",
+    "check_crop",
     "eval_transform",
     "load_model",
     "torchvision_weights",
@@ -67,8 +69,14 @@ class ModelSpec:
     """Side of the square input; unset: the model's own (torchvision weights, timm data config,
     EfficientNet-Lite), :data:`DEFAULT_INPUT_SIZE` for python models."""
     resize_size: int | None = None
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
+    """Short side the image is resized to before the centre crop, at least ``input_size``;
+    unset: the model's own ratio (torchvision weights' resize/crop, 256/224 for python models,
+    ``input_size + 32`` for EfficientNet-Lite, timm's ``crop_pct``)."""
+    mean: tuple[float, ...] | None = None
+    """Normalisation mean per channel; unset: the model's own (torchvision weights' and timm's
+    data config, about [-1, 1] for EfficientNet-Lite, :data:`IMAGENET_MEAN` for python models)."""
+    std: tuple[float, ...] | None = None
+    """Normalisation standard deviation per channel; unset: the model's own (as ``mean``)."""
     categories: tuple[str, ...] | None = field(default=None, compare=False)
     output: str | None = None
     """Which entry of a dict or namedtuple output holds the logits (see
@@ -121,6 +129,10 @@ class ModelSpec:
                 raise ModelSpecError(f"{where}: builder file {path} does not exist")
             if self.state_dict and not Path(self.state_dict).is_file():
                 raise MissingWeightsError(f"{where}: state_dict file {self.state_dict} does not exist")
+        if self.input_size and self.resize_size:
+            check_crop(self.input_size, self.resize_size, self.name)
+        if (self.mean is None) != (self.std is None):
+            raise ModelSpecError(f"{where}: give 'mean' and 'std' together (one normalisation)")
 
 
 @dataclass
@@ -135,9 +147,24 @@ class LoadedModel:
     """Side of the square input the transform makes."""
 
 
+def check_crop(input_size: int, resize_size: int, model: str = "model") -> None:
+    """Refuse a resize smaller than the crop: the centre crop would pad every image with zeros,
+    borders that the model never saw in training and that pan would find as padding."""
+    if resize_size < input_size:
+        raise ModelSpecError(
+            f"model {model!r}: resize_size {resize_size} is smaller than input_size {input_size}, so "
+            "the centre crop would pad every image with zero rows and columns (which pan would "
+            f"measure as padding): set resize_size to at least {input_size}, or leave it unset"
+        )
+
+
 def eval_transform(input_size: int, resize_size: int, mean, std) -> Callable[[Any], torch.Tensor]:
-    """Resize the short side, centre-crop, convert to a tensor and normalise (PIL input)."""
+    """Resize the short side, centre-crop, convert to a tensor and normalise (PIL input).
+
+    A ``resize_size`` below ``input_size`` is refused (:func:`check_crop`)."""
     from torchvision import transforms
+
+    check_crop(input_size, resize_size)
 
     return transforms.Compose(
         [
@@ -170,7 +197,43 @@ def load_model(spec: ModelSpec, init_seed: int = INIT_SEED) -> LoadedModel:
 def _default_transform(spec: ModelSpec) -> Callable[[Any], torch.Tensor]:
     size = spec.input_size or DEFAULT_INPUT_SIZE
     resize = spec.resize_size or round(size * 256 / 224)
-    return eval_transform(size, resize, spec.mean, spec.std)
+    check_crop(size, resize, spec.name)
+    return eval_transform(size, resize, spec.mean or IMAGENET_MEAN, spec.std or IMAGENET_STD)
+
+
+def _torchvision_transform(spec: ModelSpec, weights) -> tuple[Callable[[Any], torch.Tensor], int]:
+    """The weights' own evaluation transform, with every transform key of ``spec`` that is set
+    in place of the weights' value (unset resize keeps the weights' resize/crop ratio)."""
+    from torchvision.transforms._presets import ImageClassification
+
+    own = weights.transforms()
+    if not (spec.input_size or spec.resize_size or spec.mean):
+        return own, own.crop_size[0]
+    size = spec.input_size or own.crop_size[0]
+    resize = spec.resize_size or round(size * own.resize_size[0] / own.crop_size[0])
+    check_crop(size, resize, spec.name)
+    transform = ImageClassification(
+        crop_size=size,
+        resize_size=resize,
+        mean=spec.mean or own.mean,
+        std=spec.std or own.std,
+        interpolation=own.interpolation,
+    )
+    return transform, size
+
+
+def _torchvision_builder(spec: ModelSpec):
+    """The torchvision builder function named by ``spec``, or :class:`ModelSpecError`."""
+    from torchvision import models
+
+    try:
+        return models.get_model_builder(spec.builder)
+    except ValueError as error:
+        close = difflib.get_close_matches(spec.builder, models.list_models(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see torchvision.models.list_models()"
+        raise ModelSpecError(
+            f"model {spec.name!r}: unknown torchvision builder {spec.builder!r}{hint}"
+        ) from error
 
 
 def _imagenet_categories() -> list[str]:
@@ -183,6 +246,7 @@ def torchvision_weights(spec: ModelSpec):
     """The torchvision weights enum member named by ``spec`` (no download)."""
     from torchvision import models
 
+    _torchvision_builder(spec)
     try:
         enum = models.get_model_weights(spec.builder)
     except (ValueError, KeyError) as error:
@@ -209,13 +273,13 @@ def _torchvision(spec: ModelSpec) -> LoadedModel:
     from torchvision import models
 
     if not spec.pretrained:  # the named weights' transform and classes, not the weights
-        model = models.get_model(spec.builder, weights=None)
+        model = _torchvision_builder(spec)(weights=None)
         categories = _imagenet_categories() if spec.weights else None
-        if not spec.weights or spec.input_size:
+        if not spec.weights:
             size = spec.input_size or DEFAULT_INPUT_SIZE
             return LoadedModel(spec, model, _default_transform(spec), categories, size)
-        transform = torchvision_weights(spec).transforms()
-        return LoadedModel(spec, model, transform, categories, transform.crop_size[0])
+        transform, size = _torchvision_transform(spec, torchvision_weights(spec))
+        return LoadedModel(spec, model, transform, categories, size)
     weights = torchvision_weights(spec)
     path = torchvision_weights_path(spec)
     try:
@@ -230,8 +294,8 @@ def _torchvision(spec: ModelSpec) -> LoadedModel:
     model = models.get_model(spec.builder, weights=None)
     model.load_state_dict(state)
     categories = list(weights.meta.get("categories") or []) or None
-    transform = weights.transforms()
-    return LoadedModel(spec, model, transform, categories, transform.crop_size[0])
+    transform, size = _torchvision_transform(spec, weights)
+    return LoadedModel(spec, model, transform, categories, size)
 
 
 def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
@@ -251,10 +315,12 @@ def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
     if spec.pretrained:
         weights_file = getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
         model.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
-    size = EfficientNet.get_image_size(f"efficientnet-{spec.variant}")
+    size = spec.input_size or EfficientNet.get_image_size(f"efficientnet-{spec.variant}")
     # As the TF-Lite originals: centre crop of size/(size+32) of the short side, and pixels
-    # mapped to about [-1, 1] with mean 127 and standard deviation 128.
-    transform = eval_transform(size, size + 32, (127 / 255,) * 3, (128 / 255,) * 3)
+    # mapped to about [-1, 1] with mean 127 and standard deviation 128 (unless the spec says).
+    resize = spec.resize_size or size + 32
+    check_crop(size, resize, spec.name)
+    transform = eval_transform(size, resize, spec.mean or (127 / 255,) * 3, spec.std or (128 / 255,) * 3)
     return LoadedModel(spec, model, transform, _imagenet_categories(), size)
 
 
@@ -282,16 +348,21 @@ def _python(spec: ModelSpec) -> LoadedModel:
     )
 
 
-def _timm(spec: ModelSpec) -> LoadedModel:
-    """A timm model with the transform of its own pretrained data config (size, interpolation,
-    crop, mean/std); weights from ``checkpoint`` or the Hugging Face hub cache."""
+def _timm_module(spec: ModelSpec):
     try:
         import timm
-        from timm.data import create_transform, resolve_data_config
     except ImportError as error:
         raise ModelSpecError(
             f"model {spec.name!r}: timm is not installed; pip install -e '.[timm]'"
         ) from error
+    return timm
+
+
+def _timm(spec: ModelSpec) -> LoadedModel:
+    """A timm model with the transform of its own pretrained data config (size, interpolation,
+    crop, mean/std); weights from ``checkpoint`` or the Hugging Face hub cache."""
+    timm = _timm_module(spec)
+    from timm.data import create_transform, resolve_data_config
 
     if not timm.is_model(spec.builder):
         raise ModelSpecError(
@@ -311,8 +382,12 @@ def _timm(spec: ModelSpec) -> LoadedModel:
             f"(model.safetensors from https://huggingface.co/{hub_id}) anywhere and set "
             f"'checkpoint: path/to/model.safetensors' for this model."
         ) from error
-    config = resolve_data_config(
-        {"input_size": (3, spec.input_size, spec.input_size)} if spec.input_size else {}, model=model
-    )
+    overrides: dict[str, Any] = {"mean": spec.mean, "std": spec.std}
+    if spec.input_size:
+        overrides["input_size"] = (3, spec.input_size, spec.input_size)
+    config = resolve_data_config({k: v for k, v in overrides.items() if v is not None}, model=model)
+    if spec.resize_size:  # timm crops by a fraction: crop_pct = crop / resize
+        check_crop(int(config["input_size"][-1]), spec.resize_size, spec.name)
+        config["crop_pct"] = config["input_size"][-1] / spec.resize_size
     categories = _imagenet_categories() if model.num_classes == IMAGENET_CLASSES else None
     return LoadedModel(spec, model, create_transform(**config), categories, int(config["input_size"][-1]))

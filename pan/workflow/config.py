@@ -43,6 +43,7 @@ __all__ = [
     "ReachSettings",
     "Settings",
     "StabilitySettings",
+    "check_models",
     "checked_eval_images",
     "load_settings",
     "reject_unknown_keys",
@@ -157,6 +158,11 @@ class InjectionSettings:
         unknown = sorted(set(settings.kinds) - set(KINDS))
         if unknown:
             raise ValueError(f"injection.kinds: unknown kinds {unknown}; use some of {list(KINDS)}")
+        for key in ("positions", "kinds"):
+            values = getattr(settings, key)
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:  # a repeated position would count its lines twice in mean_l1 and the rates
+                raise ValueError(f"injection.{key}: {repeated} listed more than once; list each once")
         return settings
 
 
@@ -277,6 +283,18 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(f"invalid config: {error}") from error
     return settings
+
+
+def check_models(settings: Settings) -> None:
+    """Every model's builder and weights names, before any job: :func:`pan.models.check_builders`
+    (imports torchvision or timm when a model needs it, so the workflow's main process calls it
+    once, jobs do not), raising :class:`ConfigError` that says what to fix."""
+    from pan.capture.spec_checks import check_builders
+
+    try:
+        check_builders(settings.models)
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError(f"invalid config: {error}") from error
 
 
 @lru_cache

@@ -2,7 +2,7 @@ import re
 
 from snakemake.utils import validate
 
-from pan.workflow.config import checked_eval_images, load_settings, reject_unknown_keys
+from pan.workflow.config import check_models, checked_eval_images, load_settings, reject_unknown_keys
 from pan.trust.runs import RUN_PATTERN, control_run, draw_run, parse_run, run_images
 from pan.workflow.resources import dump_mem_mb as forward_mem_mb
 from pan.workflow.resources import ks_dump_mem_mb, ks_shapes_mem_mb, read_layer_shapes
@@ -13,6 +13,8 @@ reject_unknown_keys(config)
 validate(config, "../schemas/config.schema.yaml")
 SETTINGS = load_settings(config)  # every rule's params come from these typed settings
 MODELS = list(SETTINGS.models)
+if workflow.is_main_process:  # builder and weights names before any job; jobs skip the torch import
+    check_models(SETTINGS)
 # KS jobs score on the GPU only when asked for one (gpus > 0, or device: cuda); else on the
 # CPU, where they import no torch.
 KS_DEVICE = "cpu" if SETTINGS.device == "cpu" or (SETTINGS.device == "auto" and SETTINGS.gpus == 0) else SETTINGS.device
