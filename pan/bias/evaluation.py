@@ -162,7 +162,37 @@ def output_logits(output: Any, key: str | None = None, *, model: str = "model") 
         raise ValueError(
             f"{where} outputs logits of shape {tuple(chosen.shape)}, not (images, classes); {hint}"
         )
+    check_logits(chosen, where)
     return chosen
+
+
+def check_logits(logits: torch.Tensor, where: str = "model") -> None:
+    """Refuse outputs that are no logits: NaN or infinite values (a head that divides by zero,
+    an fp16 overflow) would fill the odds with NaN and still count in accuracy; rows that are
+    already probabilities (every value in [0, 1], each row summing to 1: a softmax head) would
+    be softmaxed again, leaving odds near 1 and an empty Table 3. Log-probabilities are logits."""
+    bad = ~torch.isfinite(logits).all(dim=1)
+    if bad.any():
+        raise ValueError(
+            f"{where} outputs NaN or infinite logits for {int(bad.sum())} of {len(logits)} images "
+            "(first: image {} of the batch); section 4's odds need finite logits: fix the head, or "
+            "evaluate in float32".format(int(bad.nonzero()[0, 0]))
+        )
+    values = logits.double()
+    if (
+        len(values)
+        and values.shape[1] > 1
+        and bool(
+            ((values >= 0) & (values <= 1)).all()
+            and torch.allclose(values.sum(dim=1), torch.ones(len(values)).double(), atol=1e-4)
+        )
+    ):
+        raise ValueError(
+            f"{where} outputs probabilities (every row in [0, 1], summing to 1), not logits: section "
+            "4 applies softmax itself, so a softmax head would leave every odds near 1; give pan the "
+            "model without its final softmax (or its log-softmax), or set the model's 'output' to "
+            "the logits"
+        )
 
 
 def _num_classes(logits: Mapping[str, np.ndarray], categories: list[str] | None, model: str) -> int:
