@@ -70,7 +70,7 @@ def test_the_public_surface_is_documented_and_costs_no_torch_import():
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "I;16"])
 def test_find_pans_converts_pil_images_of_any_mode_as_the_workflow_does(tiny_workdir, mode):
-    from pan.images import rgb_image
+    from pan.capture.images import rgb_image
 
     rgb = tiny_batch(tiny_workdir)
     converted = [image.convert(mode) if mode != "I;16" else _sixteen_bit(image) for image in rgb]

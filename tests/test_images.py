@@ -286,7 +286,7 @@ def test_hidden_files_and_folders_are_no_images_and_no_classes(tmp_path):
 def test_images_of_different_shapes_after_the_transform_are_named():
     import torch
 
-    from pan.inference import ImageShapeError, preprocessed_batches
+    from pan.capture.inference import ImageShapeError, preprocessed_batches
 
     landscape, portrait = Image.new("RGB", (48, 32)), Image.new("RGB", (32, 48))
     images = [

@@ -24,7 +24,12 @@ from pan.capture.inference import DEFAULT_MICRO_BATCH, full_float32, pick_device
 from pan.capture.models import ModelSpec, load_model
 from pan.logs import image_progress
 
-__all__ = ["LOGIT_KEYS", "evaluate_variants", "output_logits"]
+__all__ = [
+    "LOGIT_KEYS",
+    "check_logits",
+    "evaluate_variants",
+    "output_logits",
+]
 
 
 def evaluate_variants(

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # torch loads on first use: reading the config must not cost 
 
 __all__ = [
     "DEFAULT_MICRO_BATCH",
+    "ImageShapeError",
     "LayerReached",
     "PREFETCH_BATCHES",
     "decode_workers",
