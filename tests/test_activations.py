@@ -6,6 +6,9 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from pan.core.dumps import MANIFEST, read_feature_maps, read_manifest
 
@@ -120,3 +123,81 @@ def test_check_single_calls_lists_every_repeated_layer():
         ValueError, match=r"^model 'm': analysed layer\(s\) 'b' \(3 calls\), 'c' \(2 calls\) ran"
     ):
         check_single_calls("m", {"a": 1, "b": 3, "c": 2})
+
+
+class _Branchy(nn.Module):
+    """``late`` is registered first but runs last; ``gated`` runs only on images whose mean is
+    above 0.5 (a branch taken for some inputs only)."""
+
+    def __init__(self, gate: str = ""):
+        super().__init__()
+        self.late = nn.Conv2d(4, 2, 3, padding=1)
+        self.early = nn.Conv2d(3, 4, 3, padding=1)
+        self.gated = nn.Conv2d(4, 4, 3, padding=1)
+        self.gate = gate
+
+    def forward(self, x):
+        y = self.early(x)
+        if self.gate == "batch" and x.mean() > 0.5:  # for some micro-batches only
+            y = self.gated(y)
+        elif self.gate == "part":
+            keep = x.mean(dim=(1, 2, 3)) > 0.5
+            y = y.clone()
+            y[keep] = self.gated(y[keep])
+        return self.late(y).mean(dim=(2, 3))
+
+
+def _records(values):
+    from pan.capture.images import ImageRecord
+
+    return [ImageRecord(f"{i}", None, lambda v=v: torch.full((3, 8, 8), v)) for i, v in enumerate(values)]
+
+
+def test_layer_index_follows_the_forward_pass_not_registration(tmp_path):
+    from pan.capture.activations import dump_module_activations
+
+    dumps = dump_module_activations(_Branchy(), lambda t: t, _records([0.1] * 8), tmp_path, "b", device="cpu")
+    assert [(d.index, d.name) for d in dumps] == [(0, "early"), (1, "late")]
+    assert [(layer["index"], layer["name"]) for layer in read_manifest(tmp_path)["layers"]] == [
+        (0, "early"),
+        (1, "late"),
+    ]
+
+
+def test_a_conv_run_on_part_of_the_batch_is_refused_and_leaves_no_dump(tmp_path):
+    from pan.capture.activations import dump_module_activations
+
+    images = _records([0.1, 0.9] * 4)
+    with pytest.raises(ValueError, match="'gated' ran on 4 of the 8 images"):
+        dump_module_activations(_Branchy(gate="part"), lambda t: t, images, tmp_path, "b", 8, "cpu")
+    with pytest.raises(ValueError, match=r"'gated' \(4 of 8 images\) did not run for every image"):
+        dump_module_activations(
+            _Branchy(gate="batch"),
+            lambda t: t,
+            sorted(images, key=lambda r: r.load()[0, 0, 0]),
+            tmp_path,
+            "b",
+            4,
+            "cpu",
+        )
+    assert not list(tmp_path.glob("*.parquet"))
+
+
+def test_a_slash_in_a_module_name_is_refused_before_any_image(tmp_path):
+    from pan.capture.activations import dump_module_activations
+
+    net = nn.Sequential()
+    net.add_module("stem/conv", nn.Conv2d(3, 2, 3, padding=1))
+    with pytest.raises(ValueError, match=r"\['stem/conv'\] contain '/'"):
+        dump_module_activations(net, lambda t: t, _records([0.1] * 8), tmp_path, "s", device="cpu")
+
+
+def test_a_conv_subclass_with_its_own_forward_pads_unknown():
+    from pan.capture.padding import layer_padding
+
+    class MySame(nn.Conv2d):  # pads in forward, as timm's Conv2dSame does; padding attribute 0
+        def forward(self, x):
+            return super().forward(F.pad(x, (1, 1, 1, 1)))
+
+    net = nn.Sequential(MySame(3, 2, 3), nn.Conv2d(2, 2, 3), nn.Conv2d(2, 2, 3, padding=1))
+    assert [layer_padding(net, name) for name in ("0", "1", "2")] == ["unknown", "none", "zeros"]

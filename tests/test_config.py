@@ -138,3 +138,9 @@ def test_model_names_that_would_make_bad_paths_fail_the_schema(name):
         {"models": {"lite0.v2-b_1": config["models"][name]}},
         str(REPO / "workflow/schemas/config.schema.yaml"),
     )
+
+
+@pytest.mark.parametrize("key, values", [("positions", [0.25, 0.5, 0.25]), ("kinds", ["zero", "zero"])])
+def test_duplicate_injection_entries_are_refused(key, values):
+    with pytest.raises(ValueError, match=f"injection.{key}: .* listed more than once"):
+        InjectionSettings.from_config({key: values})

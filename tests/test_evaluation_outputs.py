@@ -224,3 +224,13 @@ def test_evaluate_variants_refuses_a_dict_without_known_keys(tmp_path):
         "model 'keyed_net' returns a dict with keys ['aux', 'scores'], none of them 'logits' or 'out'; "
         "set the model's 'output' to the key that holds the logits"
     )
+
+
+def test_nan_logits_and_probabilities_are_refused():
+    logits = torch.tensor([[1.0, -2.0], [float("nan"), 0.0]])
+    with pytest.raises(ValueError, match="NaN or infinite logits for 1 of 2 images"):
+        output_logits(logits, model="m")
+    with pytest.raises(ValueError, match="outputs probabilities"):
+        output_logits(torch.softmax(torch.randn(4, 3), dim=1), model="m")
+    log_probabilities = torch.log_softmax(torch.randn(4, 3), dim=1)
+    assert output_logits(log_probabilities, model="m") is log_probabilities

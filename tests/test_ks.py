@@ -294,3 +294,8 @@ def test_samples_from_sorted_rows_have_the_keys_of_a_fresh_sort():
     kept = ordered.copy()
     assert np.array_equal(SortedSamples.from_sorted(ordered).keys, SortedSamples(values).keys)
     assert np.array_equal(ordered, kept)  # left unchanged
+
+
+def test_an_empty_border_is_refused():
+    with pytest.raises(ValueError, match="border sample is empty"):
+        border_ks(np.zeros((3, 0), np.float32), np.zeros((3, 5), np.float32))

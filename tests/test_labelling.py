@@ -103,3 +103,9 @@ def test_theta_sweep_counts_shrink_with_theta_and_match_the_labels():
         assert counts == sorted(counts, reverse=True) and len(counts) == len(SWEEP_THETAS)
     at_half = sweep.filter(pl.col("theta") == 0.5)
     assert at_half.filter(pl.col("kind") == "PANs")["neurons"][0] == label_pans(ks, 0.5)["is_pan"].sum()
+
+
+def test_duplicate_ks_rows_are_refused_naming_one():
+    ks = ks_table()
+    with pytest.raises(ValueError, match="on more than one row"):
+        label_pans(pl.concat([ks, ks.head(1)]))

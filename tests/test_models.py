@@ -96,3 +96,71 @@ def test_two_zoo_architectures_run_with_random_init(tmp_path):
     write_config(tmp_path, models)
     run_workflow(tmp_path, "results/tables/table2.csv", "--config", "device=cpu")
     assert pl.read_csv(tmp_path / "results/tables/table2.csv")["model"].to_list() == list(models)
+
+
+def test_resize_below_the_crop_is_refused():
+    with pytest.raises(ModelSpecError, match="resize_size 100 is smaller than input_size 224"):
+        ModelSpec.from_config(
+            "m",
+            {
+                "source": "torchvision",
+                "builder": "resnet18",
+                "pretrained": False,
+                "input_size": 224,
+                "resize_size": 100,
+            },
+        )
+    spec = ModelSpec.from_config("m", {"source": "efficientnet_lite", "variant": "lite0", "resize_size": 200})
+    with pytest.raises(ModelSpecError, match="resize_size 200 is smaller than input_size 224"):
+        load_model(spec)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"source": "torchvision", "builder": "resnet18", "weights": "IMAGENET1K_V1", "pretrained": False},
+        {"source": "efficientnet_lite", "variant": "lite0", "pretrained": False},
+        {"source": "timm", "builder": "resnet18", "pretrained": False},
+        {"source": "python", "builder": "tests/tiny_net.py:build"},
+    ],
+)
+def test_every_transform_key_acts_for_every_source(entry):
+    from PIL import Image
+
+    keys = {"input_size": 96, "resize_size": 128, "mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+    loaded = load_model(ModelSpec.from_config("m", {**entry, **keys}))
+    assert loaded.input_size == 96
+    grey = Image.new("RGB", (160, 128), (128, 128, 128))  # short side 128: resize keeps it
+    image = loaded.transform(grey)
+    assert tuple(image.shape) == (3, 96, 96)
+    assert torch_close(image, (128 / 255 - 0.5) / 0.25)
+    ramp = Image.fromarray(__import__("numpy").tile(__import__("numpy").arange(256, dtype="uint8"), (256, 1)))
+    width_seen = loaded.transform(ramp.convert("RGB"))[0, 0]  # resize 256 -> 128 halves the ramp
+    assert abs(float(width_seen[-1] - width_seen[0]) * 0.25 * 255 - 95 * 2) < 8
+
+
+def torch_close(tensor, value) -> bool:
+    return bool((tensor - value).abs().max() < 0.02)
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (
+            {"source": "torchvision", "builder": "resnet18x", "weights": "IMAGENET1K_V1"},
+            "did you mean resnet18",
+        ),
+        ({"source": "torchvision", "builder": "resnet18", "weights": "V9"}, "has no weights 'V9'"),
+        ({"source": "torchvision", "builder": "resnt18", "pretrained": False}, "unknown torchvision builder"),
+        ({"source": "timm", "builder": "resnet18x"}, "is no timm model"),
+    ],
+)
+def test_builder_and_weights_names_are_checked_before_any_job(tmp_path, entry, message):
+    from conftest import tiny_config, write_images
+
+    write_images(tmp_path / "images", 16)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config(models={"m": entry})))
+    result = run_workflow(tmp_path, "results/tables/table2.csv", "-n", check=False)
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists()
