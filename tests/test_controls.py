@@ -224,3 +224,16 @@ def test_a_theta_change_reruns_labels_and_tables_of_every_run_and_no_dump_or_ks(
         "stability_histogram": 1,
         "trust": 1,
     }
+
+
+def test_stability_from_a_folder_of_exactly_count_images_is_refused_before_any_job(tmp_path):
+    """Every draw would hold the same 16 images: Jaccard 1.0 with a zero-width interval."""
+    from pan.workflow.run import run_workflow
+
+    write_images(tmp_path / "images", 16)
+    shutil.copy(TESTS / "tiny_net.py", tmp_path)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config()))
+    refused = run_workflow(tmp_path, "results/tables/stability.csv", "-n", check=False)
+    assert refused.returncode != 0
+    assert "every draw would hold the same images" in refused.stdout + refused.stderr
+    assert run_workflow(tmp_path, "results/tables/table2.csv", "-n").returncode == 0

@@ -12,6 +12,7 @@ from pan.capture.images import ImageSpec
 __all__ = [
     "CONDITIONS",
     "RUN_PATTERN",
+    "check_draws_differ",
     "control_run",
     "draw_images",
     "draw_run",
@@ -67,3 +68,25 @@ def run_images(images: ImageSpec, run: str) -> ImageSpec:
     """The images a run analyses: the main batch for controls, its own draw for stability."""
     _, draw = parse_run(run)
     return images if draw is None else draw_images(images, draw)
+
+
+def check_draws_differ(images: ImageSpec) -> ImageSpec:
+    """``images`` when its draws can differ, else ``ValueError`` saying what to set.
+
+    Draws choose ``count`` images of the source without replacement: from a folder of exactly
+    ``count`` images (or with ``count: null``) every draw holds the same images, and the
+    stability table would report a Jaccard index of 1 with a zero-width interval, measuring
+    nothing. The builtin source has no end (every draw is new crops)."""
+    from pan.capture.images import image_records
+
+    if images.source == "builtin":
+        return images
+    pool = len(image_records(replace(images, count=None)))
+    if images.count is None or images.count >= pool:
+        raise ValueError(
+            f"stability: images.count is {images.count} and the {images.source} source holds {pool} "
+            "images, so every draw would hold the same images and the stability table would "
+            f"measure nothing: set images.count below {pool} (at most {pool // 2} lets two draws "
+            "share half their images or fewer), or give a larger folder"
+        )
+    return images

@@ -2,8 +2,8 @@ import re
 
 from snakemake.utils import validate
 
-from pan.workflow.config import check_models, checked_eval_images, load_settings, reject_unknown_keys
-from pan.trust.runs import RUN_PATTERN, control_run, draw_run, parse_run, run_images
+from pan.workflow.config import ConfigError, check_models, checked_eval_images, load_settings, reject_unknown_keys
+from pan.trust.runs import RUN_PATTERN, check_draws_differ, control_run, draw_run, parse_run, run_images
 from pan.workflow.resources import dump_mem_mb as forward_mem_mb
 from pan.workflow.resources import ks_dump_mem_mb, ks_shapes_mem_mb, read_layer_shapes
 
@@ -75,6 +75,10 @@ def condition_labels(model):
 
 def draw_labels(model):
     """The PAN labels of every stability draw of ``model``."""
+    try:  # only when a stability output is requested: draws that cannot differ measure nothing
+        check_draws_differ(SETTINGS.images)
+    except ValueError as error:
+        raise ConfigError(f"invalid config: {error}") from error
     return [f"results/{draw_run(k)}/pans/{model}.parquet" for k in range(SETTINGS.stability.draws)]
 
 

@@ -110,7 +110,7 @@ rule stability:
 
 rule stability_table:
     input:
-        [path for model in MODELS for path in draw_labels(model)],
+        lambda wildcards: [path for model in MODELS for path in draw_labels(model)],
     output:
         report("results/tables/stability.csv", caption="../report/stability.rst", category="How far to trust the count"),
     params:
