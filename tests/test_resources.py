@@ -77,3 +77,38 @@ def test_a_dump_asks_for_at_least_its_peak_and_not_much_more(tmp_path, micro_bat
     peak = peak_mb(code, tmp_path)
     assert json.loads((tmp_path / "dump/manifest.json").read_text())["layers"][0]["height"] == 160
     assert peak <= request <= 2 * peak + 300, (peak, request)
+
+
+ITEM_NET = """
+import torch
+from torch import nn
+
+
+class ItemNet(nn.Module):  # a forward the meta device cannot run; a 2x2 map too small to score
+    def __init__(self):
+        super().__init__()
+        self.late = nn.Conv2d(4, 2, 3, padding=1)
+        self.early = nn.Conv2d(3, 4, 3, padding=1, stride=16)
+
+    def forward(self, x):
+        assert x.abs().max().item() < 1e6
+        return self.late(self.early(x)).mean(dim=(2, 3))
+
+
+def build():
+    return ItemNet()
+"""
+
+
+def test_layer_shapes_fall_back_to_a_cpu_pass_and_mark_maps_too_small_to_score(tmp_path, caplog):
+
+    (tmp_path / "item_net.py").write_text(ITEM_NET)
+    spec = ModelSpec("item", "python", builder=f"{tmp_path}/item_net.py:build", input_size=32)
+    with caplog.at_level("WARNING"):
+        shapes = layer_shapes(spec)
+    assert [(r["name"], r["height"], r["scoreable"]) for r in shapes["layers"]] == [
+        ("early", 2, False),
+        ("late", 2, False),
+    ]
+    assert "cannot run on the meta device" in caplog.text
+    assert "layer early: 2x2 maps have no centre" in caplog.text

@@ -9,6 +9,7 @@ shape of its layer's dump. ``tests/test_resources.py`` checks both against measu
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import replace
@@ -42,34 +43,65 @@ samples, the sort keys of a chunk (bounded) and Arrow's read buffers."""
 
 def layer_shapes(spec) -> dict[str, Any]:
     """The shapes a dump of ``spec`` will write, from a shape-only pass on the meta device (no
-    weights, no compute): ``input_size``, ``parameters`` and per analysed layer ``name,
-    out_channels, height, width``."""
+    weights, no compute): ``input_size``, ``parameters`` and per analysed layer, in the order
+    of their first call, ``name, out_channels, height, width, scoreable`` (a map of at least
+    3x3 has a centre to score its borders against; smaller maps get NaN statistics).
+
+    A ``forward`` the meta device cannot run (``.item()``, an ``assert`` on values) gets one
+    real pass on the CPU instead, with the default initialisation and one seeded random image.
+    """
     import torch
 
     from pan.capture.inference import recording
     from pan.capture.layers import analysed_layers
     from pan.capture.models import load_model
 
-    with torch.device("meta"):
-        loaded = load_model(replace(spec, pretrained=False))
-    layers = analysed_layers(loaded.model)
     shapes: dict[str, tuple[int, int]] = {}
 
     def keep(layer, maps) -> None:  # a hook that returns nothing leaves the output alone
         shapes.setdefault(layer.name, tuple(maps.shape[-2:]))
 
-    size = loaded.input_size
-    with torch.no_grad(), recording(layers, keep):
-        loaded.model(torch.zeros(1, 3, size, size, device="meta"))
+    def run(device: str):
+        with torch.device(device):
+            loaded = load_model(replace(spec, pretrained=False))
+        layers = analysed_layers(loaded.model)
+        size = loaded.input_size
+        image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+        with torch.no_grad(), recording(layers, keep):
+            loaded.model(image)
+        return loaded, layers
+
+    try:
+        loaded, layers = run("meta")
+    except Exception as error:  # noqa: BLE001 - any failure of the meta pass: try a real one
+        logging.warning("the model cannot run on the meta device (%s); one CPU pass instead", error)
+        shapes.clear()
+        loaded, layers = run("cpu")
+    by_name = {layer.name: layer for layer in layers}
+    rows = [
+        {
+            "name": name,
+            "out_channels": by_name[name].out_channels,
+            "height": h,
+            "width": w,
+            "scoreable": h >= 3 and w >= 3,
+        }
+        for name, (h, w) in shapes.items()
+    ]
+    for row in rows:
+        if not row["scoreable"]:
+            logging.warning(
+                "layer %s: %dx%d maps have no centre to compare borders with; its %d neurons get NaN "
+                "statistics and can be no PANs (a larger input_size gives it larger maps)",
+                row["name"],
+                row["height"],
+                row["width"],
+                row["out_channels"],
+            )
     return {
-        "input_size": size,
+        "input_size": loaded.input_size,
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
-        "layers": [
-            {"name": layer.name, "out_channels": layer.out_channels, "height": h, "width": w}
-            for layer in layers
-            if layer.name in shapes
-            for h, w in [shapes[layer.name]]
-        ],
+        "layers": rows,
     }
 
 
