@@ -193,7 +193,7 @@ def firing_statistics(
         else:
             recorder.score_line()
 
-    with recording(analysed_layers(net), recorder.sink):
+    with recording(analysed_layers(net, batches[0][:1]), recorder.sink):  # indexed as the dump
         predictions = line_predictions(
             {"original": net}, batches, lines, black, ids, output_key, model, on_line, after_line, progress
         )

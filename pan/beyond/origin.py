@@ -55,7 +55,7 @@ def own_reflect_ks(
     target = pick_device(device)
     net = net.to(target).eval()
     batches = list(preprocessed_batches(records, transform, micro_batch))
-    layers = analysed_layers(net)
+    layers = analysed_layers(net, batches[0][:1].to(target))  # indexed by depth, as the dump
     bar = image_progress(len(records) * len(layers), "own-reflect passes", progress)
     tables = []
     for layer in layers:
