@@ -39,7 +39,8 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SOURCES = ("torchvision", "timm", "efficientnet_lite", "python")
+SOURCES = ("torchvision", "timm", "efficientnet_lite", "python", "onnx")
+CHANNEL_ORDERS = ("rgb", "bgr")
 INIT_SEED = 0
 """Seed of the default initialisation of models built with ``pretrained: false``."""
 EFFICIENTNET_LITE_VARIANTS = ("lite0", "lite1", "lite2")
@@ -83,6 +84,15 @@ class ModelSpec:
     :func:`pan.bias.evaluation.output_logits`); a tensor output needs none."""
     checkpoint: str | None = None
     """timm only: a local weights file, instead of the Hugging Face hub cache."""
+    path: str | None = None
+    """onnx only: the ONNX file, or with ``package`` the file's path inside that installed package."""
+    package: str | None = None
+    """onnx only: an installed Python package holding ``path`` (found without importing it)."""
+    layout: str | None = None
+    """onnx only: ``nchw`` or ``nhwc``; unset: read from the graph's input shape."""
+    channel_order: str = "rgb"
+    """``bgr`` feeds the model blue, green, red (Caffe-trained models); ``mean``/``std`` are
+    then in that order too (onnx and python models)."""
     pretrained: bool = True
     """``False`` builds the architecture with its own default initialisation (seeded with
     :data:`INIT_SEED`) and no weights: for tests, dry runs and random-init baselines."""
@@ -133,6 +143,16 @@ class ModelSpec:
             check_crop(self.input_size, self.resize_size, self.name)
         if (self.mean is None) != (self.std is None):
             raise ModelSpecError(f"{where}: give 'mean' and 'std' together (one normalisation)")
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ModelSpecError(f"{where}: channel_order must be one of {CHANNEL_ORDERS}")
+        if self.channel_order != "rgb" and self.source not in ("onnx", "python"):
+            raise ModelSpecError(f"{where}: channel_order is for onnx and python models")
+        if self.source == "onnx":
+            from .onnx import check_onnx_spec
+
+            check_onnx_spec(self)
+        elif self.path or self.package or self.layout:
+            raise ModelSpecError(f"{where}: 'path', 'package' and 'layout' are for onnx models")
 
 
 @dataclass
@@ -186,6 +206,7 @@ def load_model(spec: ModelSpec, init_seed: int = INIT_SEED) -> LoadedModel:
         "timm": _timm,
         "efficientnet_lite": _efficientnet_lite,
         "python": _python,
+        "onnx": _onnx,
     }
     with torch.random.fork_rng(devices=[]):  # a seeded default initialisation, the caller's RNG untouched
         torch.manual_seed(init_seed)
@@ -194,11 +215,28 @@ def load_model(spec: ModelSpec, init_seed: int = INIT_SEED) -> LoadedModel:
     return loaded
 
 
-def _default_transform(spec: ModelSpec) -> Callable[[Any], torch.Tensor]:
-    size = spec.input_size or DEFAULT_INPUT_SIZE
+def _default_transform(spec: ModelSpec, size: int | None = None) -> Callable[[Any], torch.Tensor]:
+    size = size or spec.input_size or DEFAULT_INPUT_SIZE
     resize = spec.resize_size or round(size * 256 / 224)
     check_crop(size, resize, spec.name)
-    return eval_transform(size, resize, spec.mean or IMAGENET_MEAN, spec.std or IMAGENET_STD)
+    transform = eval_transform(size, resize, spec.mean or IMAGENET_MEAN, spec.std or IMAGENET_STD)
+    if spec.channel_order == "bgr":  # reorder before normalising: mean and std are in BGR order
+        from torchvision import transforms
+
+        steps = transform.transforms
+        transform = transforms.Compose([*steps[:-1], transforms.Lambda(_flip_channels), steps[-1]])
+    return transform
+
+
+def _flip_channels(image: torch.Tensor) -> torch.Tensor:
+    """RGB to BGR (a top-level function, so the transform pickles)."""
+    return image.flip(0)
+
+
+def _onnx(spec: ModelSpec) -> LoadedModel:
+    from .onnx import load_onnx
+
+    return load_onnx(spec)
 
 
 def _torchvision_transform(spec: ModelSpec, weights) -> tuple[Callable[[Any], torch.Tensor], int]:
