@@ -1,7 +1,8 @@
 """Capture: load a model and images, run them, and record the analysed layers' feature maps.
 
 - :mod:`pan.capture.models`: model specifications and loading (torchvision, timm,
-  EfficientNet-Lite, user code);
+  EfficientNet-Lite, user code, ONNX); :mod:`pan.capture.onnx`: ONNX graphs through onnx2torch,
+  their zero ``Pad`` nodes folded into the convs;
 - :mod:`pan.capture.images`: image sources and their transforms; :mod:`pan.capture.classes`: the
   ground-truth classes a folder layout gives;
 - :mod:`pan.capture.layers`: the convs the method analyses (kernel larger than 1x1);

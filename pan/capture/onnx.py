@@ -11,7 +11,7 @@ then normalised so that pan sees its zero padding as it sees PyTorch's:
 - an explicit zero ``Pad`` node whose output reaches one conv through casts, identities and
   transposes only (a TF/Keras/Caffe export's "SAME" or stem padding) is folded into that conv:
   symmetric amounts into its ``padding``, asymmetric ones into an ``nn.ZeroPad2d`` right before
-  it in an ``nn.Sequential``, which :func:`pan.padding.with_reflect_padding` reflects with the
+  it in an ``nn.Sequential``, which :func:`pan.bias.reflect.with_reflect_padding` reflects with the
   conv; ``onnx2torch``'s own pad before an asymmetrically padded conv becomes a ``ZeroPad2d`` too.
   The folded model is checked against the converted one on a random input;
 - a final ``Softmax`` is dropped, so a classifier's evaluation stores logits as for every other
@@ -106,10 +106,10 @@ def check_onnx_spec(spec) -> None:
 
 
 def load_onnx(spec):
-    """The :class:`pan.models.LoadedModel` of an ``onnx`` spec: converted, with its transform.
+    """The :class:`pan.capture.models.LoadedModel` of an ``onnx`` spec: converted, with its transform.
 
     ``pretrained: false`` resets every module that has ``reset_parameters()`` (convs, linear and
-    norm layers), seeded by the caller (:func:`pan.models.load_model`); constants the graph
+    norm layers), seeded by the caller (:func:`pan.capture.models.load_model`); constants the graph
     keeps outside such modules (e.g. batch norms folded into ``Mul``/``Add`` initializers) keep
     their trained values.
     """
