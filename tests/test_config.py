@@ -20,6 +20,7 @@ from pan.workflow.config import (
     ControlSettings,
     FigureSettings,
     InjectionSettings,
+    OutputSettings,
     ReachSettings,
     Settings,
     StabilitySettings,
@@ -97,6 +98,7 @@ def test_the_schema_states_no_defaults_and_the_same_keys_and_sources_as_the_sett
     assert tuple(conditions) == CONDITIONS
     assert set(SCHEMA["properties"]["reach"]["properties"]) == {f.name for f in fields(ReachSettings)}
     assert set(SCHEMA["properties"]["injection"]["properties"]) == {f.name for f in fields(InjectionSettings)}
+    assert set(SCHEMA["properties"]["outputs"]["properties"]) == {f.name for f in fields(OutputSettings)}
 
 
 def test_the_configuration_page_states_the_defaults_of_the_settings():

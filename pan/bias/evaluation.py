@@ -1,7 +1,9 @@
 """Evaluate the four §4 variants of a model over the same images, in one pass over the images.
 
 Each batch is decoded and preprocessed once, then run through every variant; the logits
-of each variant stream to its own file (format: :mod:`pan.bias.logits`). A model's output may be
+of each variant stream to its own file (format: :mod:`pan.bias.logits`). Whatever a model
+outputs is stored (:func:`output_tensor`): class logits, or a dense model's maps, flattened
+with their shape in the file. A model's output may be
 a tensor, a tuple, a namedtuple or a dict; :func:`output_logits` says which part is the logits.
 """
 
@@ -29,6 +31,7 @@ __all__ = [
     "check_logits",
     "evaluate_variants",
     "output_logits",
+    "output_tensor",
 ]
 
 
@@ -70,15 +73,19 @@ def evaluate_variants(
         for batch in preprocessed_batches(records, loaded.transform, micro_batch, pin_memory=on_gpu):
             batch = batch.to(target, non_blocking=on_gpu)
             logits = {
-                name: output_logits(variant(batch), model.output, model=model.name).float().cpu().numpy()
+                name: output_tensor(variant(batch), model.output, model=model.name).float().cpu().numpy()
                 for name, variant in variants.items()
             }
+            shape = next(iter(logits.values())).shape[1:]  # one image's output
+            for values in logits.values():  # class logits as output_logits checks them; any map finite
+                _check_output(torch.from_numpy(values), len(shape), f"model {model.name!r}")
+            logits = {name: values.reshape(len(values), -1) for name, values in logits.items()}
             if truth is None:  # the number of classes is known from the first batch
-                num_classes = _num_classes(logits, loaded.categories, model.name)
+                num_classes = _num_classes(logits, loaded.categories, model.name, shape)
                 truth = class_indices(labels, loaded.categories, num_classes)
                 writers = {
                     name: stack.enter_context(
-                        LogitWriter(outputs[name], model.name, name, num_classes, loaded.categories)
+                        LogitWriter(outputs[name], model.name, name, num_classes, loaded.categories, shape)
                     )
                     for name in variants
                 }
@@ -99,19 +106,9 @@ LOGIT_KEYS = ("logits", "out")
 """Keys of a dict output taken as the logits when no ``output_key`` is given, in this order."""
 
 
-def output_logits(output: Any, key: str | None = None, *, model: str = "model") -> torch.Tensor:
-    """The logits ``(images, classes)`` in a model's ``output``, by a fixed rule.
-
-    - a tensor: as is (``key`` is not needed);
-    - a dict (any ``Mapping``): the entry ``key`` when given, else the first of
-      :data:`LOGIT_KEYS` present (``logits``, then ``out``), else refused, listing the keys;
-    - a namedtuple: the field ``key`` when given, else its first tensor field, as for a tuple
-      (GoogLeNet's and Inception's training outputs: ``logits``, before the auxiliary logits);
-    - a tuple or list: its first element that is a tensor (``key`` is refused: no names).
-
-    The logits must be 2-D; anything else raises ``ValueError`` naming ``model`` and saying
-    what to set (the model's ``output`` key in the config).
-    """
+def output_tensor(output: Any, key: str | None = None, *, model: str = "model") -> torch.Tensor:
+    """The tensor in a model's ``output`` that the evaluation stores, by :func:`output_logits`'s
+    rule but of any shape (a dense model's ``(images, channels, height, width)`` maps too)."""
     where = f"model {model!r}"
     chosen: Any = output
     if isinstance(output, torch.Tensor):
@@ -158,6 +155,24 @@ def output_logits(output: Any, key: str | None = None, *, model: str = "model") 
         )
     if not isinstance(chosen, torch.Tensor):
         raise ValueError(f"{where}: the chosen output is a {type(chosen).__name__}, not a tensor of logits")
+    return chosen
+
+
+def output_logits(output: Any, key: str | None = None, *, model: str = "model") -> torch.Tensor:
+    """The logits ``(images, classes)`` in a model's ``output``, by a fixed rule.
+
+    - a tensor: as is (``key`` is not needed);
+    - a dict (any ``Mapping``): the entry ``key`` when given, else the first of
+      :data:`LOGIT_KEYS` present (``logits``, then ``out``), else refused, listing the keys;
+    - a namedtuple: the field ``key`` when given, else its first tensor field, as for a tuple
+      (GoogLeNet's and Inception's training outputs: ``logits``, before the auxiliary logits);
+    - a tuple or list: its first element that is a tensor (``key`` is refused: no names).
+
+    The logits must be 2-D; anything else raises ``ValueError`` naming ``model`` and saying
+    what to set (the model's ``output`` key in the config).
+    """
+    where = f"model {model!r}"
+    chosen = output_tensor(output, key, model=model)
     if chosen.ndim != 2:
         hint = (
             "pan evaluates classifiers only"
@@ -200,11 +215,27 @@ def check_logits(logits: torch.Tensor, where: str = "model") -> None:
         )
 
 
-def _num_classes(logits: Mapping[str, np.ndarray], categories: list[str] | None, model: str) -> int:
-    """The number of classes from a batch of outputs, checked against the model's class names."""
+def _check_output(values: torch.Tensor, dims: int, where: str) -> None:
+    """:func:`check_logits` for class logits; a dense map (probabilities are fine) must be finite."""
+    if dims == 1:
+        check_logits(values, where)
+    elif not torch.isfinite(values).all():
+        raise ValueError(f"{where} outputs NaN or infinite values; section 4 needs finite outputs")
+
+
+def _num_classes(
+    logits: Mapping[str, np.ndarray], categories: list[str] | None, model: str, output_shape=None
+) -> int:
+    """The number of classes (values per image) from a batch of outputs, checked against the
+    model's class names; a model whose image output has ``output_shape`` other than ``(classes,)``
+    (a dense map) has no class names."""
     shape = next(iter(logits.values())).shape
     if len(shape) != 2:
         raise ValueError(f"model {model!r} outputs shape {tuple(shape)}, not (images, classes)")
+    if output_shape is not None and len(output_shape) == 0:
+        raise ValueError(f"model {model!r} outputs one number per image; pan needs (images, ...) outputs")
+    if output_shape is not None and len(output_shape) > 1:
+        return shape[1]
     if categories and len(categories) != shape[1]:
         raise ValueError(f"model {model!r} has {shape[1]} outputs but {len(categories)} category names")
     return shape[1]

@@ -101,7 +101,10 @@ def sample_influence(runs: Mapping[str, Logits]) -> pl.DataFrame:
 
 def write_sample_influence(eval_files: Sequence[str | Path], out: str | Path) -> pl.DataFrame:
     """Write the ranked sample influence of one model from its variants' logit files."""
-    table = sample_influence(read_runs(eval_files))
+    runs = read_runs(eval_files)  # a dense output has no classes: an empty table (pan.bias.outputs)
+    table = (
+        sample_influence(runs) if runs["original"].is_classifier else pl.DataFrame(schema=INFLUENCE_SCHEMA)
+    )
     table.write_csv(out)
     return table
 

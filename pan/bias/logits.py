@@ -7,10 +7,12 @@ Columns of ``results/eval/{model}/{variant}.parquet``:
 - ``label`` (string, null if unknown): the image's folder label (e.g. an ImageNet synset id);
 - ``class_index`` (int32, null if unknown) and ``class_name`` (string, null if unknown): the
   true class (see :mod:`pan.capture.classes`);
-- ``logits`` (fixed_size_list<float32>[num_classes]): the model's raw outputs.
+- ``logits`` (fixed_size_list<float32>[num_classes]): the model's raw outputs, flattened when
+  an image's output is not a vector (a dense model's ``(channels, height, width)`` maps).
 
-Schema metadata: ``model``, ``variant``, ``num_classes`` and ``categories`` (JSON list of
-class names, or ``null``). This module needs no torch.
+Schema metadata: ``model``, ``variant``, ``num_classes`` (values per image),
+``output_shape`` (JSON list: one image's output shape; absent in older files: ``[num_classes]``)
+and ``categories`` (JSON list of class names, or ``null``). This module needs no torch.
 """
 
 from __future__ import annotations
@@ -42,10 +44,17 @@ class Logits:
     logits: np.ndarray
     """``(images, classes)`` float32."""
     categories: list[str] | None
+    output_shape: tuple[int, ...] = ()
+    """One image's output shape (``()``: ``(num_classes,)``, a classifier's)."""
 
     @property
     def num_classes(self) -> int:
         return self.logits.shape[1]
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether each image's output is a vector of class scores (not a dense map)."""
+        return len(self.output_shape) <= 1
 
     def class_name(self, index: int) -> str | None:
         return self.categories[index] if self.categories else None
@@ -55,7 +64,13 @@ class LogitWriter:
     """Appends batches of logits to one variant's file, a row group every few thousand images."""
 
     def __init__(
-        self, path: str | Path, model: str, variant: str, num_classes: int, categories: Sequence[str] | None
+        self,
+        path: str | Path,
+        model: str,
+        variant: str,
+        num_classes: int,
+        categories: Sequence[str] | None,
+        output_shape: Sequence[int] | None = None,
     ) -> None:
         self.schema = pa.schema(
             [
@@ -71,6 +86,7 @@ class LogitWriter:
                 "variant": variant,
                 "num_classes": str(num_classes),
                 "categories": json.dumps(list(categories) if categories else None),
+                "output_shape": json.dumps([int(n) for n in (output_shape or (num_classes,))]),
             },
         )
         self.writer = pq.ParquetWriter(path, self.schema)
@@ -138,4 +154,5 @@ def read_logits(path: str | Path) -> Logits:
         class_index=class_index.to_numpy().astype(np.int64) if known else None,
         logits=logits,
         categories=json.loads(meta["categories"]),
+        output_shape=tuple(json.loads(meta.get("output_shape", "[]"))),
     )

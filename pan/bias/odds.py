@@ -99,8 +99,12 @@ def odds_table(runs: Mapping[str, Logits]) -> pl.DataFrame:
 
 
 def write_odds(eval_files: Sequence[str | Path], out: str | Path) -> pl.DataFrame:
-    """Write the odds table of one model from its variants' logit files."""
-    table = odds_table(read_runs(eval_files))
+    """Write the odds table of one model from its variants' logit files; a model whose output
+    is a dense map, not class scores, has no classes: its table is empty (see
+    :mod:`pan.bias.outputs` for what any output gets)."""
+    runs = read_runs(eval_files)
+    dense = not runs["original"].is_classifier
+    table = pl.DataFrame(schema=ODDS_SCHEMA) if dense else odds_table(runs)
     table.write_csv(out)
     return table
 

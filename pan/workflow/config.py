@@ -25,6 +25,7 @@ from typing import Any
 from pan.beyond.attack import DEFAULT_INJECTION_COUNT, DEFAULT_KINDS, DEFAULT_POSITIONS, KINDS
 from pan.beyond.reach import DEFAULT_MAX_DISTANCE
 from pan.bias.odds import DEFAULT_ODDS_THRESHOLD
+from pan.bias.outputs import DEFAULT_FRAME
 from pan.capture.classes import check_eval_labels
 from pan.capture.images import ImageSpec, check_batch, image_records
 from pan.capture.inference import DEFAULT_MICRO_BATCH
@@ -40,6 +41,7 @@ __all__ = [
     "FigureSettings",
     "InjectionSettings",
     "RENAMED_KEYS",
+    "OutputSettings",
     "ReachSettings",
     "Settings",
     "StabilitySettings",
@@ -141,6 +143,14 @@ class ReachSettings:
 
 
 @dataclass(frozen=True)
+class OutputSettings:
+    """The ``outputs:`` section: §4's tables for any output (:mod:`pan.bias.outputs`)."""
+
+    frame: int = DEFAULT_FRAME
+    """Width in pixels of a spatial output's border frame, compared with its interior."""
+
+
+@dataclass(frozen=True)
 class InjectionSettings:
     """The ``injection:`` section: the one-pixel lines drawn into the §4 evaluation images."""
 
@@ -187,6 +197,7 @@ class Settings:
     controls: ControlSettings = ControlSettings()
     stability: StabilitySettings = StabilitySettings()
     reach: ReachSettings = ReachSettings()
+    outputs: OutputSettings = OutputSettings()
     injection: InjectionSettings = InjectionSettings()
 
     @classmethod
@@ -205,6 +216,8 @@ class Settings:
             entry["stability"] = StabilitySettings(**entry["stability"])
         if "reach" in entry:
             entry["reach"] = ReachSettings(**entry["reach"])
+        if "outputs" in entry:
+            entry["outputs"] = OutputSettings(**entry["outputs"])
         if "injection" in entry:
             entry["injection"] = InjectionSettings.from_config(entry["injection"])
         settings = cls(**entry)
@@ -233,6 +246,7 @@ _SECTIONS: dict[str, type] = {
     "controls": ControlSettings,
     "stability": StabilitySettings,
     "reach": ReachSettings,
+    "outputs": OutputSettings,
     "injection": InjectionSettings,
 }
 """Where in the config each dataclass's fields are the known keys."""
@@ -265,7 +279,7 @@ def reject_unknown_keys(config: Mapping[str, Any]) -> None:
     check(config, "", "")
     for name, spec in (config.get("models") or {}).items():
         check(spec, f"models.{name}", "models.*")
-    for key in ("images", "eval_images", "figures", "controls", "stability", "reach", "injection"):
+    for key in ("images", "eval_images", "figures", "controls", "stability", "reach", "outputs", "injection"):
         check(config.get(key), key, key)
     figures = config.get("figures")
     for i, neuron in enumerate(figures.get("neurons") or [] if isinstance(figures, Mapping) else []):
