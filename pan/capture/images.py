@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-SOURCES = ("builtin", "folder", "caltech101", "imagenet")
+SOURCES = ("builtin", "folder", "caltech101", "imagenet", "text")
 BUILTIN_PHOTOS = (
     "astronaut",
     "brick",
@@ -98,6 +98,10 @@ def image_records(spec: ImageSpec) -> list[ImageRecord]:
         raise ImageSourceError(f"images: count must be positive, got {spec.count}")
     if spec.source == "builtin":
         return _builtin(spec.count or BUILTIN_ALL, spec.seed)
+    if spec.source == "text":  # the builtin crops with text drawn on them (pan.capture.text_images)
+        from pan.capture.text_images import text_records
+
+        return text_records(_builtin(spec.count or BUILTIN_ALL, spec.seed), spec.seed)
     root = _dataset_root(spec)
     files = sorted(
         p
