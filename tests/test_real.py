@@ -27,7 +27,8 @@ def test_open_nsfw_runs_end_to_end_from_its_onnx_file(tmp_path):
     assert table2["model"].to_list() == ["open_nsfw"]
     assert table2["neurons"][0] == 1952  # its 17 analysed convs, the Pad-fed 7x7 stem among them
     labels = pl.read_parquet(tmp_path / "results/pans/open_nsfw.parquet")
-    assert labels["layer"].n_unique() == 17 and set(labels["padding"]) == {"zeros"}
+    assert labels["layer"].n_unique() == 17  # the stem, fed by a folded Pad node, pads zeros too
+    assert set(labels["layer_padding"]) == {"zeros"}
     change = pl.read_csv(tmp_path / "results/tables/output_change.csv")
     assert change["variant"].to_list() == ["reflect", "pan_reflect", "rand_reflect"]
     assert (change["kind"] == "classifier").all() and (change.filter(variant="reflect")["mean_l1"] > 0).all()
