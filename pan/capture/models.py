@@ -84,12 +84,9 @@ class ModelSpec:
     :func:`pan.bias.evaluation.output_logits`); a tensor output needs none."""
     checkpoint: str | None = None
     """timm only: a local weights file, instead of the Hugging Face hub cache."""
-    path: str | None = None
-    """onnx only: the ONNX file, or with ``package`` the file's path inside that installed package."""
-    package: str | None = None
-    """onnx only: an installed Python package holding ``path`` (found without importing it)."""
-    layout: str | None = None
-    """onnx only: ``nchw`` or ``nhwc``; unset: read from the graph's input shape."""
+    path: str | None = None  # onnx only: the ONNX file (with ``package``: its path inside it)
+    package: str | None = None  # onnx only: an installed package that holds ``path``
+    layout: str | None = None  # onnx only: ``nchw`` or ``nhwc``; unset: read from the graph
     channel_order: str = "rgb"
     """``bgr`` feeds the model blue, green, red (Caffe-trained models); ``mean``/``std`` are
     then in that order too (onnx and python models)."""
@@ -143,16 +140,9 @@ class ModelSpec:
             check_crop(self.input_size, self.resize_size, self.name)
         if (self.mean is None) != (self.std is None):
             raise ModelSpecError(f"{where}: give 'mean' and 'std' together (one normalisation)")
-        if self.channel_order not in CHANNEL_ORDERS:
-            raise ModelSpecError(f"{where}: channel_order must be one of {CHANNEL_ORDERS}")
-        if self.channel_order != "rgb" and self.source not in ("onnx", "python"):
-            raise ModelSpecError(f"{where}: channel_order is for onnx and python models")
-        if self.source == "onnx":
-            from .onnx import check_onnx_spec
+        from .onnx import check_onnx_keys  # channel_order, and the onnx keys (no onnx import)
 
-            check_onnx_spec(self)
-        elif self.path or self.package or self.layout:
-            raise ModelSpecError(f"{where}: 'path', 'package' and 'layout' are for onnx models")
+        check_onnx_keys(self)
 
 
 @dataclass
@@ -220,17 +210,11 @@ def _default_transform(spec: ModelSpec, size: int | None = None) -> Callable[[An
     resize = spec.resize_size or round(size * 256 / 224)
     check_crop(size, resize, spec.name)
     transform = eval_transform(size, resize, spec.mean or IMAGENET_MEAN, spec.std or IMAGENET_STD)
-    if spec.channel_order == "bgr":  # reorder before normalising: mean and std are in BGR order
-        from torchvision import transforms
+    if spec.channel_order != "rgb":
+        from .onnx import with_channel_order
 
-        steps = transform.transforms
-        transform = transforms.Compose([*steps[:-1], transforms.Lambda(_flip_channels), steps[-1]])
+        transform = with_channel_order(transform, spec.channel_order)
     return transform
-
-
-def _flip_channels(image: torch.Tensor) -> torch.Tensor:
-    """RGB to BGR (a top-level function, so the transform pickles)."""
-    return image.flip(0)
 
 
 def _onnx(spec: ModelSpec) -> LoadedModel:

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pan.capture.onnx_pads import OnnxConversionError, fold_zero_pads
 
 if TYPE_CHECKING:
     import onnx
@@ -40,22 +41,18 @@ if TYPE_CHECKING:
 __all__ = [
     "LAYOUTS",
     "OnnxConversionError",
+    "check_onnx_keys",
     "check_onnx_spec",
     "convert_onnx",
     "graph_input",
     "load_onnx",
     "onnx_file",
     "package_file",
+    "with_channel_order",
 ]
 
 LAYOUTS = ("nchw", "nhwc")
 """Input layouts an ONNX graph may take; pan feeds NCHW and transposes for ``nhwc``."""
-_PASS_THROUGH = ("OnnxCast", "OnnxCopyIdentity", "Identity")
-"""onnx2torch modules that change neither the values nor the axes of a tensor."""
-
-
-class OnnxConversionError(ValueError):
-    """An ONNX graph cannot be turned into a PyTorch module; the message names the node."""
 
 
 def package_file(package: str, relative: str) -> Path:
@@ -81,6 +78,36 @@ def package_file(package: str, relative: str) -> Path:
 def onnx_file(spec) -> Path:
     """The ONNX file of an ``onnx`` model spec (``path``, inside ``package`` when given)."""
     return package_file(spec.package, spec.path) if spec.package else Path(spec.path)
+
+
+def check_onnx_keys(spec) -> None:
+    """The keys of any model spec that this module serves: ``channel_order`` (onnx and python
+    models) and, for onnx models, :func:`check_onnx_spec`; elsewhere the onnx keys are refused."""
+    from .models import CHANNEL_ORDERS, ModelSpecError
+
+    where = f"model {spec.name!r}"
+    if spec.channel_order not in CHANNEL_ORDERS:
+        raise ModelSpecError(f"{where}: channel_order must be one of {CHANNEL_ORDERS}")
+    if spec.channel_order != "rgb" and spec.source not in ("onnx", "python"):
+        raise ModelSpecError(f"{where}: channel_order is for onnx and python models")
+    if spec.source == "onnx":
+        check_onnx_spec(spec)
+    elif spec.path or spec.package or spec.layout:
+        raise ModelSpecError(f"{where}: 'path', 'package' and 'layout' are for onnx models")
+
+
+def with_channel_order(transform, order: str):
+    """``transform`` (a ``Compose`` ending in ``Normalize``) feeding ``order`` (``bgr``) channels:
+    reordered before normalising, so ``mean`` and ``std`` are in that order."""
+    from torchvision import transforms
+
+    steps = transform.transforms
+    return transforms.Compose([*steps[:-1], transforms.Lambda(_flip_channels), steps[-1]])
+
+
+def _flip_channels(image):
+    """RGB to BGR (a top-level function, so the transform pickles)."""
+    return image.flip(0)
 
 
 def check_onnx_spec(spec) -> None:
@@ -173,7 +200,7 @@ def convert_onnx(path: str | Path, layout: str | None = None, input_size: int | 
     _path_safe_names(graph)
     _drop_final_softmax(graph)
     reference = _run(graph, probe)
-    _fold_zero_pads(graph, probe)
+    fold_zero_pads(graph, probe, _run)
     _check_same(graph, probe, reference, path)
     names = [o.name for o in proto.graph.output]
     return _wrap(graph, layout, names), layout, size
@@ -271,134 +298,6 @@ def _run(graph, probe):
 
     with torch.no_grad():
         return graph(probe)
-
-
-def _fold_zero_pads(graph, probe) -> None:
-    """Fold every zero ``Pad`` that feeds one conv into that conv (see the module docstring)."""
-    from torch import nn
-
-    pads = {}  # pad node target -> torch-format amounts, recorded on the probe
-    hooks = []
-    for node in graph.graph.nodes:
-        if node.op == "call_module" and type(graph.get_submodule(node.target)).__name__.startswith("OnnxPad"):
-            module = graph.get_submodule(node.target)
-            hooks.append(module.register_forward_hook(_pad_recorder(pads, node.target), with_kwargs=True))
-    _run(graph, probe)
-    for hook in hooks:
-        hook.remove()
-    for node in list(graph.graph.nodes):
-        record = pads.get(node.target) if node.op == "call_module" else None
-        if record is None:
-            continue
-        amounts, mode, value, ndim = record
-        found = _conv_after(graph, node) if mode == "constant" and value == 0 and ndim == 4 else None
-        per_axis = _per_axis(amounts, ndim)
-        if found is None or min(min(p) for p in per_axis) < 0:
-            continue
-        conv_node, axes = found
-        (top, bottom), (left, right) = per_axis[axes[2]], per_axis[axes[3]]
-        if any(per_axis[axes[0]]) or any(per_axis[axes[1]]):
-            continue  # pads the batch or channel axis: not a spatial padding
-        node.replace_all_uses_with(node.args[0])
-        graph.graph.erase_node(node)
-        _pad_conv(graph, conv_node.target, (left, right, top, bottom))
-        logging.info("ONNX Pad %s folded into conv %s as zero padding", node.target, conv_node.target)
-    for node in graph.graph.nodes:  # onnx2torch's own pad before an asymmetrically padded conv
-        if node.op == "call_module" and isinstance(graph.get_submodule(node.target), nn.Sequential):
-            _normalise_sequential(graph.get_submodule(node.target))
-    graph.graph.eliminate_dead_code()
-    graph.recompile()
-    graph.delete_all_unused_submodules()
-
-
-def _pad_recorder(pads: dict, target: str):
-    def record(module, args, kwargs, output):
-        from onnx2torch.node_converters.pad import _onnx_padding_to_torch
-
-        if hasattr(module, "pads"):  # OnnxPadStatic: torch format already
-            amounts, value = list(module.pads), module.constant_value
-        else:
-            amounts = _onnx_padding_to_torch(args[1].tolist())
-            value = args[2] if len(args) > 2 else kwargs.get("constant_value", 0.0)
-        value = float(value) if value is not None else 0.0
-        pads[target] = (amounts, module.mode, value, args[0].ndim)
-
-    return record
-
-
-def _per_axis(amounts: list[int], ndim: int) -> list[tuple[int, int]]:
-    """Torch-format pad amounts (last axis first) as ``(begin, end)`` for every axis."""
-    amounts = list(amounts) + [0] * (2 * ndim - len(amounts))
-    pairs = [(int(amounts[2 * j]), int(amounts[2 * j + 1])) for j in range(ndim)]
-    return pairs[::-1]
-
-
-def _conv_after(graph, node):
-    """The conv node that ``node``'s output alone reaches through value- and axis-keeping nodes,
-    with the axes of ``node``'s output that the conv's input axes are; ``None`` if none."""
-    from torch import nn
-
-    axes = [0, 1, 2, 3]
-    while len(node.users) == 1:
-        user = next(iter(node.users))
-        if user.op != "call_module" or user.args[0] is not node:
-            return None
-        module = graph.get_submodule(user.target)
-        if _analysed_conv(module) is not None:
-            return user, axes
-        name = type(module).__name__
-        if name == "OnnxTranspose" and module.perm is not None and len(user.args) == 1:
-            axes = [axes[p] for p in module.perm]
-        elif not (name in _PASS_THROUGH or isinstance(module, nn.Identity)) or len(user.args) != 1:
-            return None
-        node = user
-    return None
-
-
-def _analysed_conv(module):
-    from torch import nn
-
-    if isinstance(module, nn.Sequential) and isinstance(module[-1], nn.Conv2d):
-        return module[-1]
-    return module if isinstance(module, nn.Conv2d) else None
-
-
-def _pad_conv(graph, target: str, padding: tuple[int, int, int, int]) -> None:
-    """Add zero ``padding`` (left, right, top, bottom) to the conv at ``target``."""
-    from torch import nn
-
-    module = graph.get_submodule(target)
-    left, right, top, bottom = padding
-    if (
-        isinstance(module, nn.Conv2d)
-        and left == right
-        and top == bottom
-        and isinstance(module.padding, tuple)
-    ):
-        module.padding = (module.padding[0] + top, module.padding[1] + left)
-        return
-    if isinstance(module, nn.Sequential):
-        _normalise_sequential(module)
-        if isinstance(module[0], nn.ZeroPad2d):
-            old = module[0].padding
-            module[0] = nn.ZeroPad2d(tuple(a + b for a, b in zip(old, padding, strict=True)))
-            return
-        raise OnnxConversionError(f"cannot fold an ONNX Pad into {target}: {module}")
-    graph.add_submodule(target, nn.Sequential(OrderedDict(pad=nn.ZeroPad2d(padding), conv=module)))
-
-
-def _normalise_sequential(module) -> None:
-    """``onnx2torch``'s ``Sequential(OnnxPadStatic, Conv2d)``: the pad as an ``nn.ZeroPad2d``."""
-    from torch import nn
-
-    if len(module) != 2 or not isinstance(module[-1], nn.Conv2d):
-        return
-    pad = module[0]
-    if type(pad).__name__ == "OnnxPadStatic" and pad.mode == "constant" and pad.constant_value == 0:
-        per_axis = _per_axis(pad.pads, 4)
-        if not any(per_axis[0] + per_axis[1]) and min(min(p) for p in per_axis) >= 0:
-            (top, bottom), (left, right) = per_axis[2], per_axis[3]
-            module[0] = nn.ZeroPad2d((left, right, top, bottom))
 
 
 def _check_same(graph, probe, reference, path) -> None:
