@@ -6,7 +6,6 @@ known, its class names. Loading never trains or modifies anything; models are in
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 from collections.abc import Callable, Mapping
@@ -33,8 +32,6 @@ __all__ = [
     "check_crop",
     "eval_transform",
     "load_model",
-    "torchvision_weights",
-    "torchvision_weights_path",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -205,7 +202,7 @@ def load_model(spec: ModelSpec, init_seed: int = INIT_SEED) -> LoadedModel:
     return loaded
 
 
-def _default_transform(spec: ModelSpec, size: int | None = None) -> Callable[[Any], torch.Tensor]:
+def default_transform(spec: ModelSpec, size: int | None = None) -> Callable[[Any], torch.Tensor]:
     size = size or spec.input_size or DEFAULT_INPUT_SIZE
     resize = spec.resize_size or round(size * 256 / 224)
     check_crop(size, resize, spec.name)
@@ -221,103 +218,6 @@ def _onnx(spec: ModelSpec) -> LoadedModel:
     from .onnx import load_onnx
 
     return load_onnx(spec)
-
-
-def _torchvision_transform(spec: ModelSpec, weights) -> tuple[Callable[[Any], torch.Tensor], int]:
-    """The weights' own evaluation transform, with every transform key of ``spec`` that is set
-    in place of the weights' value (unset resize keeps the weights' resize/crop ratio)."""
-    from torchvision.transforms._presets import ImageClassification
-
-    own = weights.transforms()
-    if not (spec.input_size or spec.resize_size or spec.mean):
-        return own, own.crop_size[0]
-    size = spec.input_size or own.crop_size[0]
-    resize = spec.resize_size or round(size * own.resize_size[0] / own.crop_size[0])
-    check_crop(size, resize, spec.name)
-    transform = ImageClassification(
-        crop_size=size,
-        resize_size=resize,
-        mean=spec.mean or own.mean,
-        std=spec.std or own.std,
-        interpolation=own.interpolation,
-    )
-    return transform, size
-
-
-def _torchvision_builder(spec: ModelSpec):
-    """The torchvision builder function named by ``spec``, or :class:`ModelSpecError`."""
-    from torchvision import models
-
-    try:
-        return models.get_model_builder(spec.builder)
-    except ValueError as error:
-        close = difflib.get_close_matches(spec.builder, models.list_models(), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else "; see torchvision.models.list_models()"
-        raise ModelSpecError(
-            f"model {spec.name!r}: unknown torchvision builder {spec.builder!r}{hint}"
-        ) from error
-
-
-def _imagenet_categories() -> list[str]:
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    return list(_IMAGENET_CATEGORIES)
-
-
-def torchvision_weights(spec: ModelSpec):
-    """The torchvision weights enum member named by ``spec`` (no download)."""
-    from torchvision import models
-
-    _torchvision_builder(spec)
-    try:
-        enum = models.get_model_weights(spec.builder)
-    except (ValueError, KeyError) as error:
-        raise ModelSpecError(f"model {spec.name!r}: unknown torchvision builder {spec.builder!r}") from error
-    try:
-        return enum[spec.weights]
-    except KeyError as error:
-        names = ", ".join(w.name for w in enum)
-        raise ModelSpecError(
-            f"model {spec.name!r}: {spec.builder} has no weights {spec.weights!r}; use one of {names}"
-        ) from error
-
-
-def torchvision_weights_path(spec: ModelSpec) -> Path:
-    """Where torch hub keeps (or would keep) the weights file of a torchvision model."""
-    import torch
-
-    url = torchvision_weights(spec).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-
-
-def _torchvision(spec: ModelSpec) -> LoadedModel:
-    import torch
-    from torchvision import models
-
-    if not spec.pretrained:  # the named weights' transform and classes, not the weights
-        model = _torchvision_builder(spec)(weights=None)
-        categories = _imagenet_categories() if spec.weights else None
-        if not spec.weights:
-            size = spec.input_size or DEFAULT_INPUT_SIZE
-            return LoadedModel(spec, model, _default_transform(spec), categories, size)
-        transform, size = _torchvision_transform(spec, torchvision_weights(spec))
-        return LoadedModel(spec, model, transform, categories, size)
-    weights = torchvision_weights(spec)
-    path = torchvision_weights_path(spec)
-    try:
-        state = torch.hub.load_state_dict_from_url(weights.url, progress=False, check_hash=False)
-    except Exception as error:  # no file in the cache and no download (offline, proxy, ...)
-        raise MissingWeightsError(
-            f"model {spec.name!r}: weights {spec.builder} {spec.weights} are not in the torch hub "
-            f"cache and could not be downloaded ({type(error).__name__}: {error}). Put the file "
-            f"{path.name} (from {weights.url}) at {path}, or set TORCH_HOME to a folder whose "
-            f"hub/checkpoints/ holds it."
-        ) from error
-    model = models.get_model(spec.builder, weights=None)
-    model.load_state_dict(state)
-    categories = list(weights.meta.get("categories") or []) or None
-    transform, size = _torchvision_transform(spec, weights)
-    return LoadedModel(spec, model, transform, categories, size)
 
 
 def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
@@ -343,7 +243,7 @@ def _efficientnet_lite(spec: ModelSpec) -> LoadedModel:
     resize = spec.resize_size or size + 32
     check_crop(size, resize, spec.name)
     transform = eval_transform(size, resize, spec.mean or (127 / 255,) * 3, spec.std or (128 / 255,) * 3)
-    return LoadedModel(spec, model, transform, _imagenet_categories(), size)
+    return LoadedModel(spec, model, transform, imagenet_categories(), size)
 
 
 def _python(spec: ModelSpec) -> LoadedModel:
@@ -366,11 +266,11 @@ def _python(spec: ModelSpec) -> LoadedModel:
         model.load_state_dict(torch.load(spec.state_dict, map_location="cpu", weights_only=True))
     categories = list(spec.categories) if spec.categories else None
     return LoadedModel(
-        spec, model, _default_transform(spec), categories, spec.input_size or DEFAULT_INPUT_SIZE
+        spec, model, default_transform(spec), categories, spec.input_size or DEFAULT_INPUT_SIZE
     )
 
 
-def _timm_module(spec: ModelSpec):
+def timm_module(spec: ModelSpec):
     try:
         import timm
     except ImportError as error:
@@ -383,7 +283,7 @@ def _timm_module(spec: ModelSpec):
 def _timm(spec: ModelSpec) -> LoadedModel:
     """A timm model with the transform of its own pretrained data config (size, interpolation,
     crop, mean/std); weights from ``checkpoint`` or the Hugging Face hub cache."""
-    timm = _timm_module(spec)
+    timm = timm_module(spec)
     from timm.data import create_transform, resolve_data_config
 
     if not timm.is_model(spec.builder):
@@ -411,5 +311,17 @@ def _timm(spec: ModelSpec) -> LoadedModel:
     if spec.resize_size:  # timm crops by a fraction: crop_pct = crop / resize
         check_crop(int(config["input_size"][-1]), spec.resize_size, spec.name)
         config["crop_pct"] = config["input_size"][-1] / spec.resize_size
-    categories = _imagenet_categories() if model.num_classes == IMAGENET_CLASSES else None
+    categories = imagenet_categories() if model.num_classes == IMAGENET_CLASSES else None
     return LoadedModel(spec, model, create_transform(**config), categories, int(config["input_size"][-1]))
+
+
+def imagenet_categories() -> list[str]:
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+    return list(_IMAGENET_CATEGORIES)
+
+
+def _torchvision(spec: ModelSpec) -> LoadedModel:
+    from pan.capture.torchvision_source import load_torchvision
+
+    return load_torchvision(spec)

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LAYOUTS",
-    "OnnxConversionError",
     "check_onnx_keys",
     "check_onnx_spec",
     "convert_onnx",
@@ -140,7 +139,7 @@ def load_onnx(spec):
     keeps outside such modules (e.g. batch norms folded into ``Mul``/``Add`` initializers) keep
     their trained values.
     """
-    from .models import LoadedModel, ModelSpecError, _default_transform
+    from .models import LoadedModel, ModelSpecError, default_transform
 
     try:
         model, _, (height, width) = convert_onnx(onnx_file(spec), spec.layout, spec.input_size)
@@ -156,7 +155,7 @@ def load_onnx(spec):
             if callable(getattr(module, "reset_parameters", None)):
                 module.reset_parameters()
     categories = list(spec.categories) if spec.categories else None
-    return LoadedModel(spec, model, _default_transform(spec, height), categories, height)
+    return LoadedModel(spec, model, default_transform(spec, height), categories, height)
 
 
 def graph_input(model: onnx.ModelProto) -> tuple[str, list[int | None]]:

@@ -14,10 +14,9 @@ from pan.capture.models import (
     MissingWeightsError,
     ModelSpec,
     ModelSpecError,
-    _timm_module,
-    _torchvision_builder,
-    torchvision_weights,
+    timm_module,
 )
+from pan.capture.torchvision_source import torchvision_builder, torchvision_weights
 
 __all__ = ["check_builders"]
 
@@ -29,9 +28,9 @@ def check_builders(specs: Mapping[str, ModelSpec]) -> None:
     :class:`ModelSpecError` or :class:`MissingWeightsError` saying what to set or install."""
     for spec in specs.values():
         if spec.source == "torchvision":
-            torchvision_weights(spec) if spec.weights else _torchvision_builder(spec)
+            torchvision_weights(spec) if spec.weights else torchvision_builder(spec)
         elif spec.source == "timm":
-            _timm_module(spec)
+            timm_module(spec)
             if not __import__("timm").is_model(spec.builder):
                 raise ModelSpecError(
                     f"model {spec.name!r}: {spec.builder!r} is no timm model; see "
