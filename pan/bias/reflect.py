@@ -141,7 +141,7 @@ class ChannelPaddedConv2d(nn.Module):
             pads = zero_padding(conv, input_size=padded_size)
         if has_input_padding:
             pads = tuple(own + extra for own, extra in zip(pads, self.input_padding, strict=True))
-        _check_reflect_fits(pads, x)
+        _check_reflect_fits(pads, x, getattr(self, "layer_name", ""))
         weight = effective_weight(conv) if self._standardised_weight else conv.weight
         if self.selects_all_channels:
             reflect_padded = F.pad(x, pads, mode="reflect")
@@ -174,14 +174,15 @@ def _group_members(groups: Tensor, group_size: int) -> Tensor:
     return (groups[:, None] * group_size + offsets).flatten()
 
 
-def _check_reflect_fits(pads: Padding, x: Tensor) -> None:
-    """Reflect padding must be smaller than the input it mirrors; say so plainly."""
+def _check_reflect_fits(pads: Padding, x: Tensor, name: str = "") -> None:
+    """Reflect padding must be smaller than the input it mirrors; say so plainly, naming the layer."""
     height, width = x.shape[-2:]
     left, right, top, bottom = pads
     if max(left, right) >= width or max(top, bottom) >= height:
+        layer = f"layer {name!r}: " if name else ""
         raise ValueError(
-            f"reflect padding (left, right, top, bottom)={pads} needs each amount smaller than "
-            f"the padded side; input is {height}x{width}"
+            f"{layer}reflect padding (left, right, top, bottom)={pads} needs each amount smaller than "
+            f"the padded side; input is {height}x{width} (a larger input size gives larger maps)"
         )
 
 
@@ -234,7 +235,9 @@ def with_reflect_padding(
         reflect_channels = _channel_indices(layer_channels, conv.out_channels)
         if reflect_channels.numel():
             input_padding = _take_pad_module_before(variant, name)
-            variant.set_submodule(name, ChannelPaddedConv2d(conv, reflect_channels, input_padding))
+            wrapper = ChannelPaddedConv2d(conv, reflect_channels, input_padding)
+            wrapper.layer_name = name  # named in its errors
+            variant.set_submodule(name, wrapper)
     return variant
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "ks_shapes_mem_mb",
     "layer_shapes",
     "read_layer_shapes",
+    "reflect_geometry",
     "write_layer_shapes",
 ]
 
@@ -45,7 +46,10 @@ def layer_shapes(spec) -> dict[str, Any]:
     """The shapes a dump of ``spec`` will write, from a shape-only pass on the meta device (no
     weights, no compute): ``input_size``, ``parameters`` and per analysed layer, in the order
     of their first call, ``name, out_channels, height, width, scoreable`` (a map of at least
-    3x3 has a centre to score its borders against; smaller maps get NaN statistics).
+    3x3 has a centre to score its borders against; smaller maps get NaN statistics), and what
+    a reflect variant of the layer pads (:func:`reflect_geometry`): ``input_height,
+    input_width`` and ``padding`` ``[left, right, top, bottom]`` (null for a conv that does not
+    pad with zeros, which every variant leaves as it is).
 
     A ``forward`` the meta device cannot run (``.item()``, an ``assert`` on values) gets one
     real pass on the CPU instead, with the default initialisation and one seeded random image.
@@ -57,6 +61,7 @@ def layer_shapes(spec) -> dict[str, Any]:
     from pan.capture.models import load_model
 
     shapes: dict[str, tuple[int, int]] = {}
+    inputs: dict[str, tuple[int, int]] = {}
 
     def keep(layer, maps) -> None:  # a hook that returns nothing leaves the output alone
         shapes.setdefault(layer.name, tuple(maps.shape[-2:]))
@@ -67,7 +72,7 @@ def layer_shapes(spec) -> dict[str, Any]:
         layers = analysed_layers(loaded.model)
         size = loaded.input_size
         image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
-        with torch.no_grad(), recording(layers, keep):
+        with torch.no_grad(), recording(layers, keep), _input_sizes(layers, inputs):
             loaded.model(image)
         return loaded, layers
 
@@ -76,6 +81,7 @@ def layer_shapes(spec) -> dict[str, Any]:
     except Exception as error:  # noqa: BLE001 - any failure of the meta pass: try a real one
         logging.warning("the model cannot run on the meta device (%s); one CPU pass instead", error)
         shapes.clear()
+        inputs.clear()
         loaded, layers = run("cpu")
     by_name = {layer.name: layer for layer in layers}
     rows = [
@@ -85,6 +91,7 @@ def layer_shapes(spec) -> dict[str, Any]:
             "height": h,
             "width": w,
             "scoreable": h >= 3 and w >= 3,
+            **reflect_geometry(loaded.model, name, inputs[name]),
         }
         for name, (h, w) in shapes.items()
     ]
@@ -102,6 +109,43 @@ def layer_shapes(spec) -> dict[str, Any]:
         "input_size": loaded.input_size,
         "parameters": sum(p.numel() for p in loaded.model.parameters()),
         "layers": rows,
+    }
+
+
+def _input_sizes(layers, sizes: dict[str, tuple[int, int]]):
+    """Within the block, the ``(height, width)`` of each layer's first input go into ``sizes``."""
+    from contextlib import ExitStack
+
+    def note(name: str, args) -> None:  # returns None: the input goes on unchanged
+        sizes.setdefault(name, tuple(args[0].shape[-2:]))
+
+    stack = ExitStack()
+    for layer in layers:
+        hook = lambda module, args, name=layer.name: note(name, args)
+        stack.callback(layer.module.register_forward_pre_hook(hook).remove)
+    return stack
+
+
+def reflect_geometry(model, name: str, input_size: tuple[int, int]) -> dict[str, Any]:
+    """What the reflect pass of analysed conv ``name`` pads, given the ``(height, width)`` of
+    the conv's input: ``input_height, input_width`` of the map it mirrors (before any zero pad
+    module right before the conv, whose padding joins the conv's own, as in
+    :func:`pan.bias.reflect.with_reflect_padding`) and ``padding`` ``[left, right, top, bottom]``,
+    null when the conv does not pad with zeros (left as it is by every variant)."""
+    from pan.capture.padding import pad_module_before, zero_padding
+
+    conv = model.get_submodule(name)
+    height, width = input_size
+    before = pad_module_before(model, name)
+    try:
+        own = zero_padding(conv, input_size=input_size)
+    except ValueError:  # no zero padding to replace: the variants leave this conv as it is
+        return {"input_height": height, "input_width": width, "padding": None}
+    left, right, top, bottom = before
+    return {
+        "input_height": height - top - bottom,
+        "input_width": width - left - right,
+        "padding": [a + b for a, b in zip(own, before, strict=True)],
     }
 
 

@@ -1,3 +1,4 @@
+import functools
 import re
 
 from snakemake.utils import validate
@@ -6,6 +7,7 @@ from pan.workflow.config import ConfigError, check_models, checked_eval_images, 
 from pan.trust.runs import RUN_PATTERN, check_draws_differ, control_run, draw_run, parse_run, run_images
 from pan.workflow.resources import dump_mem_mb as forward_mem_mb
 from pan.workflow.resources import ks_dump_mem_mb, ks_shapes_mem_mb, read_layer_shapes
+from pan.workflow.shape_checks import check_reflect_fits
 
 
 # Before any job: unknown keys (with the closest known one), the schema, then files and folders.
@@ -82,15 +84,47 @@ def draw_labels(model):
     return [f"results/{draw_run(k)}/pans/{model}.parquet" for k in range(SETTINGS.stability.draws)]
 
 
+@functools.cache
+def reflect_fits(model):
+    """Every analysed conv of ``model`` can pad with reflect (each amount smaller than its
+    input side), checked from a shape-only pass while the DAG is built (main process only,
+    once per model), or a ConfigError naming the layer, its input, its padding and the fix."""
+    if workflow.is_main_process:
+        from pan.workflow.resources import layer_shapes
+
+        try:
+            check_reflect_fits(model, layer_shapes(SETTINGS.models[model]))
+        except ValueError as error:
+            raise ConfigError(f"invalid config: {error}") from error
+    return True
+
+
+def reflect_shapes(wildcards):
+    """A model's layer shapes, for a job that pads with reflect: once :func:`reflect_fits`."""
+    reflect_fits(wildcards.model)
+    return f"results/shapes/{wildcards.model}.json"
+
+
+def run_shapes(wildcards):
+    """A run's layer shapes; the reflect control pads with reflect (:func:`reflect_shapes`)."""
+    if parse_run(wildcards.run)[0] == "reflect":
+        return reflect_shapes(wildcards)
+    return f"results/shapes/{wildcards.model}.json"
+
+
 def evaluation_input(wildcards):
-    """A model's PAN labels, once eval_images is checked: only when section 4 is requested."""
+    """A model's PAN labels, once eval_images is checked and its convs can pad with reflect:
+    only when section 4 is requested."""
     checked_eval_images(SETTINGS.eval_images)
+    reflect_fits(wildcards.model)
     return f"results/pans/{wildcards.model}.parquet"
 
 
 def injection_input(wildcards):
-    """No files: checks eval_images when a zero-line output is requested (as evaluation_input)."""
+    """No files: checks eval_images and reflect padding when a zero-line output is requested
+    (as evaluation_input)."""
     checked_eval_images(SETTINGS.eval_images)
+    reflect_fits(wildcards.model)
     return {}
 
 
@@ -114,6 +148,12 @@ def neuron_figure_inputs(wildcards):
     if is_ranked_slot(wildcards.slot):
         inputs["selection"] = f"results/figures/{wildcards.model}/neurons.csv"
     return inputs
+
+
+def pan_card_inputs(wildcards):
+    """A PAN card's inputs (:func:`neuron_figure_inputs`); its heat maps pad with reflect."""
+    reflect_fits(wildcards.model)
+    return neuron_figure_inputs(wildcards)
 
 
 def neuron_figure_labels(wildcards, input):

@@ -87,7 +87,7 @@ for figure in ("activation_pdfs", "truncated_centre"):
 
 rule pan_card:
     input:
-        unpack(neuron_figure_inputs),
+        unpack(pan_card_inputs),
     output:
         **figure_outputs("neurons/{slot}/", "card", NEURON_FIGURES["card"], neuron_figure_labels),
     params:

@@ -24,7 +24,9 @@ rule padding_audit:
 rule export_variant:
     input:
         labels="results/pans/{model}.parquet",
-        shapes="results/shapes/{model}.json",
+        shapes=lambda wildcards: (
+            reflect_shapes(wildcards) if wildcards.variant != "original" else f"results/shapes/{wildcards.model}.json"
+        ),
     output:
         model="results/models/{model}_{variant}.pt2",
         provenance="results/models/{model}_{variant}.json",

@@ -5,7 +5,7 @@
 
 rule own_reflect_ks:
     input:
-        shapes="results/shapes/{model}.json",
+        shapes=reflect_shapes,
     output:
         "results/ks_own_reflect/{model}.parquet",
     params:

@@ -6,7 +6,7 @@
 
 rule run_activations:
     input:
-        shapes="results/shapes/{model}.json",
+        shapes=run_shapes,
     output:
         dump=temp(directory("results/{run}/activations/{model}")),
         record="results/{run}/dumps/{model}.json",
