@@ -34,4 +34,5 @@ rule all:
     input:
         "results/tables/table1.csv",
         "results/tables/table2.csv",
+        "results/tables/unscoreable.csv",
     default_target: True

@@ -178,6 +178,8 @@ def test_planted_pans_survive_training_and_vanish_under_reflect(trust_run):
         "edge_detectors",
         "neurons",
         "pan_pct",
+        "scoreable_neurons",
+        "pan_pct_scoreable",
         "note",
     ]
     assert table["condition"].to_list() == ["trained", "reflect", "random_init"]

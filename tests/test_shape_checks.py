@@ -3,6 +3,7 @@ mirrors (pan.workflow.shape_checks), refused while the DAG is built and named by
 
 from __future__ import annotations
 
+import polars as pl
 import pytest
 import torch
 import yaml
@@ -103,3 +104,35 @@ def test_a_reflect_target_is_refused_before_any_job_and_table2_still_runs(tiny_w
         assert not (tiny_workdir / "results").exists()  # no job ran, not even layer_shapes
     dry = run_workflow(tiny_workdir, "-n", "results/tables/table2.csv", check=False)
     assert dry.returncode == 0, dry.stderr
+
+
+def test_tables_show_scoreable_neurons_and_list_the_2x2_layer(tiny_workdir):
+    # At 48 px the first two convs give 3x3 maps, the last 2x2: its 2 neurons cannot be scored.
+    (tiny_workdir / "small_net.py").write_text(SMALL_NET)
+    model = {"source": "python", "builder": "small_net.py:build", "input_size": 48, "resize_size": 48}
+    (tiny_workdir / "config.yaml").write_text(yaml.safe_dump(tiny_config(models={"small": model})))
+    result = run_workflow(tiny_workdir)  # the default target: Tables 1 and 2, unscoreable.csv
+    table1 = pl.read_csv(tiny_workdir / "results/tables/table1.csv", schema_overrides={"layer": pl.String})
+    assert table1.select("layer", "neurons", "scoreable_neurons").rows() == [
+        ("0", 4, 4),
+        ("2", 3, 3),
+        ("4.1", 2, 0),
+    ]
+    assert table1["pan_pct_scoreable"][2] is None
+    row = pl.read_csv(tiny_workdir / "results/tables/table2.csv").row(0, named=True)
+    assert (row["neurons"], row["scoreable_neurons"]) == (9, 7)
+    assert row["pan_pct_scoreable"] == round(100 * row["pans"] / 7, 2)
+    assert row["pan_pct"] == round(100 * row["pans"] / 9, 2)
+    unscoreable = pl.read_csv(
+        tiny_workdir / "results/tables/unscoreable.csv", schema_overrides={"layer": pl.String}
+    )
+    assert unscoreable.select("model", "layer", "neurons", "height", "width").rows() == [
+        ("small", "4.1", 2, 2, 2)
+    ]
+    log = (tiny_workdir / "results/logs/tables/unscoreable.log").read_text()
+    assert "model small, layer 4.1: 2 neurons with 2x2 maps are not scoreable" in log
+    assert (
+        "layer 4.1: 2 of 2 neurons not scoreable"
+        in (tiny_workdir / "results/logs/tables/table2.log").read_text()
+    )
+    assert result.returncode == 0

@@ -9,7 +9,14 @@ import pytest
 from pan.bias.odds import ODDS_SCHEMA
 from pan.bias.table3 import table3, write_table3
 from pan.core.labelling import PAN_TYPES
+from pan.core.labelling import label_pans
+from pan.core.scoring import score_maps
 from pan.core.tables import table1, table2, write_table1, write_table2
+
+KS_COLUMNS = ("ks_T", "ks_B", "ks_L", "ks_R")
+TABLE1 = ["model", "layer_index", "layer", "neurons", "pans", "pan_pct", "edge_detectors"]
+TABLE2 = ["model", *PAN_TYPES, "pans", "edge_detectors", "neurons", "pan_pct"]
+SCOREABLE = ["scoreable_neurons", "pan_pct_scoreable"]
 
 
 def labels(layers: dict[str, list[str]], edges: dict[str, int] | None = None) -> pl.DataFrame:
@@ -23,7 +30,7 @@ def labels(layers: dict[str, list[str]], edges: dict[str, int] | None = None) ->
             spare -= not kind and spare > 0
             rows.append(
                 {"layer": layer, "layer_index": index, "neuron": neuron, "is_pan": bool(kind),
-                 "is_edge_detector": edge, "pan_type": kind}
+                 "is_edge_detector": edge, "pan_type": kind, **dict.fromkeys(KS_COLUMNS, 0.5)}
             )  # fmt: skip
     return pl.DataFrame(rows)
 
@@ -34,17 +41,17 @@ MODEL_B = labels({"conv": ["", "", ""]})
 
 def test_table1_counts_per_layer_with_the_share_rounded_down():
     table = table1({"a": MODEL_A, "b": MODEL_B})
-    assert table.columns == ["model", "layer_index", "layer", "neurons", "pans", "pan_pct", "edge_detectors"]
+    assert table.columns == [*TABLE1, *SCOREABLE]
     assert table.rows() == [
-        ("a", 0, "c1", 5, 3, 60, 4),
-        ("a", 1, "c2", 4, 1, 25, 1),
-        ("b", 0, "conv", 3, 0, 0, 0),
+        ("a", 0, "c1", 5, 3, 60, 4, 5, 60),
+        ("a", 1, "c2", 4, 1, 25, 1, 4, 25),
+        ("b", 0, "conv", 3, 0, 0, 0, 3, 0),
     ]
 
 
 def test_table2_counts_each_type_in_the_papers_order():
     table = table2({"a": MODEL_A, "b": MODEL_B})
-    assert table.columns == ["model", *PAN_TYPES, "pans", "edge_detectors", "neurons", "pan_pct"]
+    assert table.columns == [*TABLE2, *SCOREABLE]
     a = table.row(0, named=True)
     assert {t: a[t] for t in PAN_TYPES if a[t]} == {"T": 2, "TB": 1, "LR": 1}
     assert (a["pans"], a["edge_detectors"], a["neurons"], a["pan_pct"]) == (4, 5, 9, round(400 / 9, 2))
@@ -57,6 +64,29 @@ def test_tables_name_models_by_the_mapping_not_the_file_name(tmp_path):
     write_table2({"mine": tmp_path / "whatever.parquet"}, tmp_path / "t2.csv")
     assert pl.read_csv(tmp_path / "t1.csv")["model"].unique().to_list() == ["mine"]
     assert pl.read_csv(tmp_path / "t2.csv")["model"].to_list() == ["mine"]
+
+
+def test_tables_count_scoreable_neurons_and_the_pan_share_of_them(tmp_path, caplog):
+    # Real scoring: a 2x2 layer has no centre (NaN statistics); the 8x8 layer has a top PAN.
+    rng = np.random.default_rng(0)
+    small = rng.normal(size=(8, 6, 2, 2)).astype(np.float32)
+    large = rng.normal(size=(8, 4, 8, 8)).astype(np.float32)
+    large[:, 0, 0, :] += 8
+    ks = pl.concat([pl.from_arrow(score_maps(large, "early", 0)), pl.from_arrow(score_maps(small, "late", 1))])
+    label_pans(ks, 0.5).write_parquet(tmp_path / "tiny.parquet")
+    with caplog.at_level("WARNING"):
+        t1 = write_table1({"tiny": tmp_path / "tiny.parquet"}, tmp_path / "t1.csv")
+        t2 = write_table2({"tiny": tmp_path / "tiny.parquet"}, tmp_path / "t2.csv")
+    assert t1.select("layer", "neurons", "pans", "pan_pct", *SCOREABLE).rows() == [
+        ("early", 4, 1, 25, 4, 25),
+        ("late", 6, 0, 0, 0, None),
+    ]
+    row = t2.row(0, named=True)
+    assert (row["neurons"], row["pans"], row["pan_pct"]) == (10, 1, 10.0)
+    assert (row["scoreable_neurons"], row["pan_pct_scoreable"]) == (4, 25.0)
+    assert pl.read_csv(tmp_path / "t2.csv").columns[-2:] == SCOREABLE
+    assert "model tiny, layer late: 6 of 6 neurons not scoreable" in caplog.text
+    assert "layer early" not in caplog.text
 
 
 def odds_frame(odds: list[float], names=None) -> pl.DataFrame:

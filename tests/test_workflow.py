@@ -38,7 +38,16 @@ def test_every_planted_neuron_gets_its_expected_label(tiny_run):
 
 def test_tables_count_the_planted_types(tiny_run):
     table2 = pl.read_csv(tiny_run / "results/tables/table2.csv")
-    assert table2.columns == ["model", *PAN_TYPES, "pans", "edge_detectors", "neurons", "pan_pct"]
+    assert table2.columns == [
+        "model",
+        *PAN_TYPES,
+        "pans",
+        "edge_detectors",
+        "neurons",
+        "pan_pct",
+        "scoreable_neurons",
+        "pan_pct_scoreable",
+    ]
     row = table2.row(0, named=True)
     expected = {t: sum(kind == t for kind in EXPECTED_TYPES.values()) for t in PAN_TYPES}
     assert {t: row[t] for t in PAN_TYPES} == expected

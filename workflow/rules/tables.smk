@@ -26,3 +26,18 @@ rule table2:
         "../envs/pan.yaml"
     script:
         "../scripts/table2.py"
+
+
+rule unscoreable_layers:
+    input:
+        per_model("results/shapes/{model}.json"),
+    output:
+        report("results/tables/unscoreable.csv", caption="../report/unscoreable.rst", category="PANs"),
+    params:
+        models=MODELS,
+    log:
+        "results/logs/tables/unscoreable.log",
+    conda:
+        "../envs/pan.yaml"
+    script:
+        "../scripts/unscoreable_layers.py"
