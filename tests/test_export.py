@@ -159,7 +159,8 @@ def test_exported_variants_run_without_pan(tmp_path: Path) -> None:
             "pan_count": 7,
             "input_size": [size, size],
         }
-        assert sidecar["pan_version"] == pan.__version__ and sidecar["batch_size"] == 2
+        assert sidecar["pan_version"] == pan.__version__
+        assert (sidecar["batch_size"], sidecar["static_batch_reason"]) == (None, None)
         assert (sidecar["reflect_channels"] == "all") == (variant == "reflect")
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(
         f"{n}_{v}.{ext}" for n in MODELS for v in ("reflect", "pan_reflect") for ext in ("pt2", "json")
@@ -219,7 +220,45 @@ def test_falls_back_to_a_static_batch(tmp_path: Path, monkeypatch) -> None:
     example = torch.randn(2, 3, 16, 16)
     provenance = export_variant(tiny(), None, example, tmp_path / "s.pt2")
     assert (provenance["dynamic_batch"], provenance["batch_size"]) == (False, 2)
+    assert "pretend the batch cannot be dynamic" in provenance["static_batch_reason"]
+    assert json.loads(sidecar_path(tmp_path / "s.pt2").read_text()) == provenance
     program = torch.export.load(tmp_path / "s.pt2").module()
     program(example)
     with pytest.raises(Exception):  # noqa: B017 - torch raises its own guard error types
         program(torch.randn(3, 3, 16, 16))
+
+
+def test_an_example_batch_of_1_gives_an_artefact_that_takes_any_batch(tmp_path: Path) -> None:
+    # torch.export specialises a dimension of size 1; the export traces a batch of 2 instead.
+    model = tiny()
+    labels = pl.DataFrame(
+        {
+            "layer": ["stem"] * 8,
+            "layer_index": [0] * 8,
+            "neuron": list(range(8)),
+            "is_pan": [n < 2 for n in range(8)],
+        }
+    )
+    example = torch.randn(1, 3, 32, 32)
+    provenance = export_labelled_variant(model, labels, "pan_reflect", example, tmp_path / "t.pt2")
+    assert (provenance["dynamic_batch"], provenance["batch_size"], provenance["static_batch_reason"]) == (
+        True,
+        None,
+        None,
+    )
+    assert provenance["input_shape"] == [1, 3, 32, 32] and provenance["check_max_abs_diff"] == 0.0
+    program = torch.export.load(tmp_path / "t.pt2").module()
+    batch = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            program(batch), with_reflect_padding(model, {"stem": [0, 1]}).eval()(batch)
+        )
+        assert program(example).shape == (1, 4)
+
+
+def test_a_static_batch_asked_for_says_so_in_the_provenance(tmp_path: Path) -> None:
+    provenance = export_variant(
+        tiny(), None, torch.randn(1, 3, 16, 16), tmp_path / "s.pt2", dynamic_batch=False
+    )
+    assert (provenance["dynamic_batch"], provenance["batch_size"]) == (False, 1)
+    assert provenance["static_batch_reason"] == "asked for (dynamic_batch=False)"

@@ -29,8 +29,11 @@ theta, pan_count   the caller's, else null (``pan_count``: the number of selecte
                    when ``channels`` is a mapping and the caller gave none)
 input_size         ``[height, width]`` of the example, the only spatial size the artefact takes
 input_shape        the example's shape
-dynamic_batch      whether any batch size works (``torch.export.Dim``); else only ``batch_size``
-batch_size         the example's batch size
+dynamic_batch      whether any batch size works (``torch.export.Dim``; an example batch of 1
+                   is traced as a batch of 2, which ``torch.export`` does not specialise)
+batch_size         null when the batch is dynamic; else the only batch size the artefact takes
+static_batch_reason  null, or why the batch is static: ``dynamic_batch=False`` was asked for
+                   (``"asked for"``), or the error of ``torch.export`` with a dynamic batch
 reflect_channels   ``"all"`` or ``{layer: [channel, ...]}`` (layers with a channel)
 reflect_channel_count  the number of output channels that pad with reflect
 check_max_abs_diff the largest difference between the exported program and pan's variant on
@@ -104,14 +107,21 @@ def _selected_channels(
 
 def _export(
     variant: nn.Module, example: Tensor, dynamic_batch: bool
-) -> tuple[torch.export.ExportedProgram, bool]:
+) -> tuple[torch.export.ExportedProgram, bool, str | None]:
+    """The program, whether its batch is dynamic, and if not, why."""
     if dynamic_batch:
+        # torch.export specialises a dimension of size 1 (the "0/1 specialisation"): trace a
+        # batch of at least 2, the example repeated, so that the batch stays symbolic.
+        traced = example if example.shape[0] >= 2 else example.expand(2, *example.shape[1:]).contiguous()
         try:
             batch = torch.export.Dim("batch", min=1)
-            return torch.export.export(variant, (example,), dynamic_shapes=({0: batch},)), True
+            return torch.export.export(variant, (traced,), dynamic_shapes=({0: batch},)), True, None
         except Exception as error:  # torch.export raises several types when it cannot generalise
-            logging.warning("dynamic batch export failed (%s); exporting with a static batch", error)
-    return torch.export.export(variant, (example,)), False
+            reason = f"torch.export could not make the batch dynamic: {type(error).__name__}: {error}"
+            reason = reason[:500]
+            logging.warning("%s; exporting with a static batch of %d", reason, example.shape[0])
+            return torch.export.export(variant, (example,)), False, reason
+    return torch.export.export(variant, (example,)), False, "asked for (dynamic_batch=False)"
 
 
 def export_variant(
@@ -135,8 +145,10 @@ def export_variant(
         path: the ``.pt2`` file to write; the provenance goes to :func:`sidecar_path` too.
         metadata: provenance to store (JSON-serialisable): ``source_model``, ``variant``,
             ``theta``, ``pan_count``, ... (see the module docstring for what pan adds).
-        dynamic_batch: export with a dynamic batch dimension; falls back to the example's
-            batch size (recorded as ``dynamic_batch: false``) when ``torch.export`` refuses.
+        dynamic_batch: export with a dynamic batch dimension (any batch size; an example
+            batch of 1 is traced as 2); falls back to the example's batch size when
+            ``torch.export`` refuses, recorded as ``dynamic_batch: false``, ``batch_size`` and
+            ``static_batch_reason`` in the provenance, not only in the log.
 
     Returns:
         The provenance dict, as stored.
@@ -147,7 +159,7 @@ def export_variant(
     path = Path(path)
     variant = with_reflect_padding(model, channels).eval()
     selected = _selected_channels(model, channels)
-    program, dynamic = _export(variant, example, dynamic_batch)
+    program, dynamic, static_reason = _export(variant, example, dynamic_batch)
     with torch.no_grad():
         expected = variant(example)
         exported = program.module()(example)
@@ -172,7 +184,8 @@ def export_variant(
         "input_size": list(example.shape[-2:]),
         "input_shape": list(example.shape),
         "dynamic_batch": dynamic,
-        "batch_size": int(example.shape[0]),
+        "batch_size": None if dynamic else int(example.shape[0]),
+        "static_batch_reason": static_reason,
         "reflect_channels": selected,
         "reflect_channel_count": selected_count,
         "check_max_abs_diff": max_abs_diff,
@@ -251,7 +264,7 @@ def export_model_variant(
     from pan.core.labelling import read_labels
 
     loaded = load_model(spec)
-    example = torch.zeros(1, 3, loaded.input_size, loaded.input_size)
+    example = torch.zeros(2, 3, loaded.input_size, loaded.input_size)  # a batch of 1 would be specialised
     source = {
         k: v for k, v in vars(spec).items() if k in ("source", "builder", "weights", "variant", "checkpoint")
     }
