@@ -8,8 +8,7 @@ import pytest
 
 from pan.bias.odds import ODDS_SCHEMA
 from pan.bias.table3 import table3, write_table3
-from pan.core.labelling import PAN_TYPES
-from pan.core.labelling import label_pans
+from pan.core.labelling import PAN_TYPES, label_pans
 from pan.core.scoring import score_maps
 from pan.core.tables import table1, table2, write_table1, write_table2
 
@@ -72,7 +71,9 @@ def test_tables_count_scoreable_neurons_and_the_pan_share_of_them(tmp_path, capl
     small = rng.normal(size=(8, 6, 2, 2)).astype(np.float32)
     large = rng.normal(size=(8, 4, 8, 8)).astype(np.float32)
     large[:, 0, 0, :] += 8
-    ks = pl.concat([pl.from_arrow(score_maps(large, "early", 0)), pl.from_arrow(score_maps(small, "late", 1))])
+    ks = pl.concat(
+        [pl.from_arrow(score_maps(large, "early", 0)), pl.from_arrow(score_maps(small, "late", 1))]
+    )
     label_pans(ks, 0.5).write_parquet(tmp_path / "tiny.parquet")
     with caplog.at_level("WARNING"):
         t1 = write_table1({"tiny": tmp_path / "tiny.parquet"}, tmp_path / "t1.csv")
