@@ -87,10 +87,11 @@ def write_own_reflect_ks(
 def label_origin(labels: pl.DataFrame, own_ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
     """One row per PAN of ``labels`` (:func:`pan.core.labelling.label_pans`) with its origin.
 
-    Columns: ``layer, layer_index, neuron, pan_type``, per border ``b``: ``own_ks_b,
-    own_ks_plus_b, own_ks_minus_b`` (the layer's own-reflect statistics), ``origin_b``
-    (``nascent``/``downstream``, null where the neuron is no PAN for ``b``), then ``origin``
-    (``nascent``, ``downstream`` or ``mixed``) and ``theta``.
+    Columns, as the labels' per-border columns (T, B, L, R within each statistic): ``layer,
+    layer_index, neuron, pan_type, own_ks_T..own_ks_R, own_ks_plus_T..own_ks_plus_R,
+    own_ks_minus_T..own_ks_minus_R`` (the layer's own-reflect statistics), ``origin_T..origin_R``
+    (``nascent``/``downstream``, null where the neuron is no PAN for that border), then
+    ``origin`` (``nascent``, ``downstream`` or ``mixed``) and ``theta``.
     """
     theta = check_theta(theta)
     own = own_ks.with_columns(still=pan_rule(theta)).pivot(
@@ -115,7 +116,7 @@ def label_origin(labels: pl.DataFrame, own_ks: pl.DataFrame, theta: float = DEFA
         "layer_index",
         "neuron",
         "pan_type",
-        *[f"own_{stat}_{b}" for b in BORDERS for stat in ("ks", "ks_plus", "ks_minus")],
+        *[f"own_{stat}_{b}" for stat in ("ks", "ks_plus", "ks_minus") for b in BORDERS],
         *origin_b,
         origin=origin,
         theta=pl.lit(theta),

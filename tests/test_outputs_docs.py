@@ -1,0 +1,84 @@
+"""The schema table of docs/outputs.md lists each file's columns in the order the code writes them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import polars as pl
+import pytest
+from conftest import ks_table, runs_from
+
+from pan.beyond.origin import label_origin
+from pan.bias.influence import influence_summary, sample_influence
+from pan.core.labelling import label_pans
+from pan.core.tables import table1
+from pan.workflow.shape_checks import unscoreable_layers
+
+OUTPUTS = Path(__file__).resolve().parents[1] / "docs/outputs.md"
+BORDERS = "TBLR"
+
+
+def documented_columns(path: str) -> list[str]:
+    """The columns docs/outputs.md gives for ``path``: the backticked names of its row's third
+    cell, outside parentheses (which explain values), ``x_T..x_R`` spelled out per border."""
+    rows = [line for line in OUTPUTS.read_text().splitlines() if line.startswith(f"| `{path}` |")]
+    assert len(rows) == 1, f"{path}: {len(rows)} rows in docs/outputs.md"
+    cell = rows[0].split(" | ")[2]
+    while re.search(r"\([^()]*\)", cell):  # innermost first
+        cell = re.sub(r"\([^()]*\)", "", cell)
+    columns = []
+    for span in re.findall(r"`([^`]*)`", cell):
+        for name in (part.strip() for part in span.split(",")):
+            ranged = re.fullmatch(r"(\w+)_T\.\.\1_R", name)
+            columns += [f"{ranged[1]}_{b}" for b in BORDERS] if ranged else [name]
+    return columns
+
+
+def test_the_parser_spells_out_ranges_and_skips_explanations():
+    assert documented_columns("results/pans/{model}.parquet")[:5] == [
+        "layer",
+        "layer_index",
+        "neuron",
+        "ks_T",
+        "ks_B",
+    ]
+
+
+@pytest.fixture(scope="module")
+def labels() -> pl.DataFrame:
+    return label_pans(ks_table(0), 0.5)
+
+
+def influence_tables() -> pl.DataFrame:
+    logits = {
+        "original": [[3.0, 1.0, 0.0], [0.0, 2.0, 1.0], [1.0, 0.0, 2.0], [2.0, 2.5, 0.0]],
+        "pan_reflect": [[0.0, 1.0, 3.0], [0.0, 2.1, 1.0], [1.0, 0.0, 2.0], [2.0, 2.4, 0.0]],
+        "rand_reflect": [[3.0, 1.1, 0.0], [0.0, 2.0, 1.2], [1.0, 0.3, 2.0], [2.0, 2.5, 0.1]],
+    }
+    return sample_influence(runs_from(logits, truth=[0, 1, 2, 1]))
+
+
+def test_origin_columns_follow_the_schema_table(labels):
+    origin = label_origin(labels, ks_table(1), 0.5)
+    assert origin.height > 0
+    assert origin.columns == documented_columns("results/origin/{model}.parquet")
+
+
+def test_sample_influence_columns_follow_the_schema_table():
+    table = influence_tables()
+    assert table.columns == documented_columns("results/tables/sample_influence_{model}.csv")
+    summary = influence_summary({"m": table})
+    assert summary.columns == documented_columns("results/tables/sample_influence_summary.csv")
+
+
+def test_labels_and_table1_and_unscoreable_follow_the_schema_table(labels):
+    assert labels.columns == documented_columns("results/pans/{model}.parquet")
+    assert table1({"m": labels}).columns == documented_columns("results/tables/table1.csv")
+    shapes = {
+        "input_size": 8,
+        "layers": [{"name": "c", "out_channels": 2, "height": 2, "width": 2, "scoreable": False}],
+    }
+    unscoreable = unscoreable_layers({"m": shapes})
+    assert unscoreable.height == 1
+    assert unscoreable.columns == documented_columns("results/tables/unscoreable.csv")
