@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+import torch
 import torchvision
 from efficientnet_lite_pytorch import EfficientNet
 from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
@@ -128,6 +129,31 @@ def test_pools_with_padding_in_forward_order() -> None:
     avg = row(audit, "late_avg")  # 3 -> 2
     assert (avg["kind"], avg["padding_mode"], avg["in_h"]) == ("avg_pool", "excluded", 3)
     assert sides(avg, EFFECTIVE) == (1, 1, 1, 1) and not avg["uneven"]
+
+
+class LateFirst(nn.Module):
+    """Registers ``late`` before ``early`` but calls ``early`` first; ``unused`` never runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.late = nn.Conv2d(4, 2, 3, padding=1)
+        self.unused = nn.Conv2d(3, 3, 3)
+        self.early = nn.Conv2d(3, 4, 3, padding=1, stride=2)
+
+    def forward(self, x):
+        return self.late(torch.relu(self.early(x)))
+
+
+def test_analysed_index_follows_the_forward_order_as_the_dumps_layer_index() -> None:
+    net = LateFirst().eval()
+    example = torch.zeros(1, 3, 16, 16)
+    dumped = {layer.name: layer.index for layer in analysed_layers(net, example)}  # the dump's order
+    assert dumped == {"early": 0, "late": 1, "unused": 2}
+    for device in ("meta", "cpu"):
+        audit = padding_audit(net, 16, in_channels=3, device=device)  # the first registered conv takes 4
+        got = dict(audit.select("layer", "analysed_index").iter_rows())
+        assert got == {"early": 0, "late": 1}, device
+        assert all(got[name] == dumped[name] for name in got)
 
 
 def test_meta_and_cpu_passes_agree_and_schemas_hold() -> None:

@@ -43,8 +43,8 @@ layer_index         int64   position among the audited layers, in forward order
 layer               str     module path in the model
 kind                str     ``conv``, ``max_pool`` or ``avg_pool``
 module              str     class name of the module
-analysed_index      int64   index in :func:`pan.capture.layers.analysed_layers` (the ``layer_index`` of
-                            the KS and PAN tables); null for pools
+analysed_index      int64   position among the analysed convs in forward order (the ``layer_index`` of
+                            the dump, KS and PAN tables); null for pools
 kernel_h, kernel_w  int64   kernel size
 stride_h, stride_w  int64   stride
 dilation_h/_w       int64   dilation (1 for average pooling)
@@ -341,7 +341,7 @@ class _ShapePass:
         self.model = model
         self.device = device
         self.meta_model = shape_copy(model) if device == "meta" else None
-        self.analysed = {layer.name: layer.index for layer in analysed_layers(model)}
+        self.analysed = {layer.name for layer in analysed_layers(model)}
 
     def records(self, size: tuple[int, int]) -> dict[str, dict]:
         if self.meta_model is not None:
@@ -360,8 +360,11 @@ class _ShapePass:
 
     def audit(self, size: tuple[int, int]) -> pl.DataFrame:
         rows = []
-        for name, record in self.records(size).items():
-            row = _audit_row(name, record, self.analysed.get(name))
+        records = self.records(size)  # in the order of the layers' first calls
+        # Analysed convs indexed by first call, as the dump's layer_index (in_forward_order).
+        forward = {name: i for i, name in enumerate(n for n in records if n in self.analysed)}
+        for name, record in records.items():
+            row = _audit_row(name, record, forward.get(name))
             if row is not None:
                 rows.append({"input_h": size[0], "input_w": size[1], "layer_index": len(rows), **row})
         return (
