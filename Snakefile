@@ -25,6 +25,7 @@ include: "workflow/rules/trust.smk"
 include: "workflow/rules/origin.smk"
 include: "workflow/rules/reach.smk"
 include: "workflow/rules/injection.smk"
+include: "workflow/rules/report.smk"
 
 
 report: "workflow/report/workflow.rst"

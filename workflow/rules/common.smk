@@ -1,5 +1,7 @@
 import functools
+import os
 import re
+from pathlib import Path
 
 from snakemake.utils import validate
 
@@ -169,3 +171,27 @@ def figure_outputs(directory, figure, subcategory, labels):
     path, caption = f"results/figures/{{model}}/{directory}{figure}", f"../report/{figure}.rst"
     png = report(f"{path}.png", caption=caption, category="{model}", subcategory=subcategory, labels=labels)
     return {"html": f"{path}.html", "png": png}
+
+
+# The report (workflow/rules/report.smk): REPORT_TABLES, CARD_TABLES and OTHER_MODEL_FIGURES live there.
+def card_tables(wildcards):
+    """A card reads Table 2 and whichever other tables exist: it never starts their analyses."""
+    paths = {key: path.format(model=wildcards.model) for key, path in CARD_TABLES.items()}
+    return {key: path for key, path in paths.items() if key == "table2" or os.path.exists(path)}
+
+
+def existing_report_items(wildcards):
+    """The HTML of every table whose CSV exists and every figure PNG that exists: the report
+    then shows exactly what has been run (a report() file that does not exist fails it)."""
+    tables = [table.format(model=model) for table in REPORT_TABLES for model in MODELS]
+    pngs = [f"results/figures/{model}/{figure}.png" for model in MODELS for figure in [*MODEL_FIGURES, *OTHER_MODEL_FIGURES]]
+    pngs += [
+        f"results/figures/{model}/neurons/{slot}/{figure}.png"
+        for model in MODELS
+        for slot in SETTINGS.figures.slots(model)
+        for figure in NEURON_FIGURES
+    ]
+    html = [f"results/report/tables/{table}.html" for table in dict.fromkeys(tables)]
+    return [path for path in html if os.path.exists(f"results/tables/{Path(path).stem}.csv")] + [
+        path for path in pngs if os.path.exists(path)
+    ]
