@@ -3,6 +3,7 @@ and re-renders only the label-dependent ones when theta changes."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -114,6 +115,20 @@ def test_odds_without_the_expected_columns_fail_clearly(tmp_path):
     made_up_odds().drop("log_odds_reflect").write_csv(tmp_path / "odds.csv")
     with pytest.raises(ValueError, match="log_odds_reflect"):
         read_odds(tmp_path / "odds.csv")
+
+
+def test_figures_share_one_vega_bundle_and_open_offline(tmp_path):
+    chart = alt.Chart(pl.DataFrame({"x": [1, 2, 3], "y": [3, 1, 2]})).mark_line().encode(x="x", y="y")
+    pages = [tmp_path / "figures/m/a.html", tmp_path / "figures/m/neurons/s/b.html"]
+    for page in pages:
+        save_chart(chart, page, page.with_suffix(".png"))
+    bundles = list((tmp_path / "figures").glob("vega-embed-*.js"))
+    assert len(bundles) == 1 and bundles[0].stat().st_size > 100_000  # Vega, Vega-Lite, vega-embed
+    for page in pages:
+        text = page.read_text()
+        source = re.search(r'<script type="text/javascript" src="([^"]+)"></script>', text)[1]
+        assert (page.parent / source).resolve() == bundles[0].resolve()
+        assert len(text) < 20_000 and "vegaEmbed(" in text  # the spec and the call, no copy of Vega
 
 
 def test_an_empty_chart_is_never_saved(tmp_path):

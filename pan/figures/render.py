@@ -4,10 +4,14 @@ Every figure of the workflow goes through :func:`save_chart`, so all share one l
 sizes) and none is written without data. PNGs are sized for a screen (at most
 :data:`PNG_MAX_WIDTH` pixels wide) and stored with a 256-colour palette: charts have few
 colours, so a PAN card shrinks from about 1.1 MB to about 0.13 MB and the report stays light.
+The HTML loads Vega from one shared bundle, ``vega-embed-<hash>.js`` in the nearest folder
+named ``figures`` above it (else beside it), instead of carrying its own 0.9 MB copy.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import altair as alt
@@ -72,8 +76,35 @@ def save_chart(chart: alt.TopLevelMixin, html: str | Path, png: str | Path) -> N
     for path in (html, png):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     chart.save(str(html), inline=True)
+    share_vega_bundle(html)
     chart.save(str(png), scale_factor=PNG_SCALE)
     shrink_png(png)
+
+
+_BUNDLE_START = '<script type="text/javascript">\n    // vega-embed.js bundle'
+
+
+def share_vega_bundle(html: str | Path) -> Path:
+    """Move the Vega bundle that Altair inlined into ``html`` to a shared file; return its path.
+
+    The file is named by a hash of its content and written once (atomically), in the nearest
+    folder named ``figures`` above ``html`` or else beside it; ``html`` then loads it by a
+    relative ``<script src>``, so it still opens offline.
+    """
+    html = Path(html)
+    text = html.read_text()
+    start = text.index(_BUNDLE_START)
+    end = text.index("</script>", start) + len("</script>")
+    script = text[text.index("\n", start + len(_BUNDLE_START)) + 1 : end - len("</script>")]
+    folder = next((p for p in html.parents if p.name == "figures"), html.parent)
+    bundle = folder / f"vega-embed-{hashlib.sha256(script.encode()).hexdigest()[:12]}.js"
+    if not bundle.exists():
+        partial = bundle.with_name(f"{bundle.name}.{os.getpid()}.part")
+        partial.write_text(script)
+        os.replace(partial, bundle)
+    source = Path(os.path.relpath(bundle, html.parent)).as_posix()
+    html.write_text(f'{text[:start]}<script type="text/javascript" src="{source}"></script>{text[end:]}')
+    return bundle
 
 
 def shrink_png(png: str | Path, max_width: int = PNG_MAX_WIDTH, colours: int = PNG_COLOURS) -> None:
