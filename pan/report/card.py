@@ -121,9 +121,8 @@ def _attack(frame: pl.DataFrame) -> dict:
     if not needed <= set(frame.columns):
         return {}
     zero = frame.filter(pl.col("kind") == "zero").sort("orientation", "variant")
-    out = {
-        f"zero_top1_change_{o}_{v}": rounded(r) for o, v, r in zero.select(sorted(needed - {"kind"})).rows()
-    }
+    columns = zero.select("orientation", "variant", "top1_change_rate").rows()
+    out = {f"zero_top1_change_{o}_{v}": rounded(r) for o, v, r in columns}
     if "pans_firing_fraction" in zero.columns:
         firing = zero.filter(pl.col("variant") == "original")
         for o, f in firing.select("orientation", "pans_firing_fraction").rows():
@@ -230,14 +229,18 @@ def card_html(card: dict) -> str:
     body = [f'<p class="headline">{_summary(card)}</p>']
     if card.get("theta") is not None:
         body.append(f'<p class="note">θ = {cell(card["theta"])}</p>')
+    body.append('<div class="sections">')
     for name, section in card["sections"].items():
-        body.append(f"<h2>{html.escape(section['title'])}</h2>")
+        body.append(f"<section><h2>{html.escape(section['title'])}</h2>")
         if section["status"] != "ok":
             target = html.escape(section["target"])
-            body.append(f'<p class="notrun">{section["status"]} (<code>snakemake {target}</code>)</p>')
+            body.append(
+                f'<p class="notrun">{section["status"]} (<code>snakemake {target}</code>)</p></section>'
+            )
             continue
         body.append(_headline_html(name, section["headline"]))
-        body.append(f'<p class="note">from <code>{html.escape(section["source"])}</code></p>')
+        body.append(f'<p class="note">from <code>{html.escape(section["source"])}</code></p></section>')
+    body.append("</div>")
     return page(f"Padding card: {card['model']}", "\n".join(body))
 
 

@@ -21,6 +21,8 @@ td.num, th.num { text-align: right; }
 tr:hover td { background: #fafafa; }
 .notrun { color: #999; font-style: italic; }
 .headline { font-size: 16px; font-weight: 600; }
+.sections { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 0 24px; }
+.sections table { font-size: 13px; } .sections h2 { margin-top: 10px; } .sections td { white-space: normal; }
 """
 
 
