@@ -51,7 +51,8 @@ def _rows(frame: pl.DataFrame) -> list[dict]:
 
 def _pans(frame: pl.DataFrame) -> dict:
     row = frame.row(0, named=True)
-    return {key: rounded(row[key]) for key in ("pans", "neurons", "pan_pct", "edge_detectors") if key in row}
+    keys = ("pans", "neurons", "pan_pct", "scoreable_neurons", "pan_pct_scoreable", "edge_detectors")
+    return {key: rounded(row[key]) for key in keys if key in row}
 
 
 def _controls(frame: pl.DataFrame) -> dict:

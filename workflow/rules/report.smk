@@ -8,6 +8,7 @@
 REPORT_TABLES = {  # table (CSV under results/tables/): (report subcategory, title, caption)
     "table1": ("PANs", "Table 1: PANs per layer", "table1"),
     "table2": ("PANs", "Table 2: PANs per type", "table2"),
+    "unscoreable": ("PANs", "Layers too small to score", "unscoreable"),
     "controls": ("How far to trust the count", "Controls: random init and reflect", "controls"),
     "stability": ("How far to trust the count", "Stability over image draws", "stability"),
     "table3": ("Padding bias", "Table 3: classes whose odds move", "table3"),
