@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pan.core.ks import BorderKS, _as_float32
+from pan.core.ks import BorderKS, _as_float32, nan_result, share_size
 
 __all__ = [
     "BYTES_PER_BORDER_VALUE",
@@ -80,9 +80,11 @@ def score_chunks(
     maps: np.ndarray | torch.Tensor,
     device: str | torch.device = "cuda",
     memory_bytes: int | None = None,
+    q: float | None = None,
 ) -> list[tuple[int, list[BorderKS]]]:
     """``(first neuron, [T, B, L, R results])`` per chunk of neurons of ``maps``
-    ``(images, neurons, H, W)``, scored on ``device`` (numpy arrays or tensors anywhere)."""
+    ``(images, neurons, H, W)``, scored on ``device`` (numpy arrays or tensors anywhere); with
+    a share ``q`` also the share rule's statistics."""
     device = torch.device(device)
     n, c, h, w = maps.shape
     step = chunk_neurons(maps.shape, memory_bytes or default_memory_bytes(device))
@@ -96,7 +98,7 @@ def score_chunks(
             chunk[:, :, :, 0].permute(1, 0, 2).reshape(chunk.shape[1], -1),
             chunk[:, :, :, -1].permute(1, 0, 2).reshape(chunk.shape[1], -1),
         ]
-        chunks.append((start, borders_ks(borders, centre)))
+        chunks.append((start, borders_ks(borders, centre, q=q)))
         del chunk, centre, borders
     return chunks
 
@@ -105,9 +107,11 @@ def borders_ks(
     borders: Sequence[np.ndarray | torch.Tensor],
     centre: np.ndarray | torch.Tensor,
     device: str | torch.device | None = None,
+    q: float | None = None,
 ) -> list[BorderKS]:
     """:func:`pan.core.ks.borders_ks` of raw ``(neurons, values)`` samples, computed with torch on
-    ``device`` (default: where ``centre`` lies). Inputs are never modified."""
+    ``device`` (default: where ``centre`` lies), with the share rule's statistics for a share
+    ``q``. Inputs are never modified."""
     centre = _float32_tensor(centre)
     device = torch.device(device) if device is not None else centre.device
     centre = centre.to(device)
@@ -123,8 +127,7 @@ def borders_ks(
         raise ValueError("samples contain NaN; KS statistics are undefined")
     neurons, n2 = centre.shape
     if n2 == 0:
-        nan = np.full(neurons, np.nan)
-        return [BorderKS(nan, nan.copy(), nan.copy(), b.shape[1], n2) for b in borders]
+        return [nan_result(neurons, b.shape[1], n2, q) for b in borders]
     # + 0.0 turns -0.0 into 0.0 (and copies): the sort then holds one zero, as numpy's keys do.
     ordered = torch.sort(centre + 0.0, dim=1).values
     results = []
@@ -132,26 +135,46 @@ def borders_ks(
         values = torch.sort(border + 0.0, dim=1).values
         at_most = torch.searchsorted(ordered, values, right=True)
         below = torch.searchsorted(ordered, values, right=False)
-        results.append(cdf_statistics(at_most, below, values.shape[1], n2))
+        results.append(cdf_statistics(at_most, below, values.shape[1], n2, q))
     return results
 
 
-def cdf_statistics(centre_le: torch.Tensor, centre_lt: torch.Tensor, n1: int, n2: int) -> BorderKS:
+def cdf_statistics(
+    centre_le: torch.Tensor, centre_lt: torch.Tensor, n1: int, n2: int, q: float | None = None
+) -> BorderKS:
     """:func:`pan.core.ks.cdf_statistics` in torch: the same float64 operations, the same bits."""
     device = centre_le.device
     f64 = torch.float64
     x_at = _ratio(torch.arange(1, n1 + 1, dtype=f64, device=device), n1)
     x_below = _ratio(torch.arange(n1, dtype=f64, device=device), n1)
     k = min(n1, n2)
-    cut = n2 - k
 
     largest = _largest(x_at, _ratio(centre_le.to(f64), n2))
     smallest = _smallest(x_below, _ratio(centre_lt.to(f64), n2))
     ks = torch.where(largest > smallest, largest, smallest)  # np.maximum: the second on ties
-    ks_plus = _smallest(x_below, _ratio(torch.clamp(centre_lt - cut, min=0).to(f64), k))
+    stats = [ks, *_truncated(centre_le, centre_lt, x_at, x_below, n2, k)]
+    m = share_size(n2, q) if q is not None else 0
+    if q is not None:
+        stats += _truncated(centre_le, centre_lt, x_at, x_below, n2, m)
+    out = [t.cpu().numpy() for t in stats]
+    if q is None:
+        return BorderKS(out[0], out[1], out[2], n1, n2)
+    return BorderKS(out[0], out[1], out[2], n1, n2, out[3], out[4], m)
+
+
+def _truncated(
+    centre_le: torch.Tensor,
+    centre_lt: torch.Tensor,
+    x_at: torch.Tensor,
+    x_below: torch.Tensor,
+    n2: int,
+    k: int,
+) -> list[torch.Tensor]:
+    """KS+ and KS- against the top and bottom ``k`` of the centre."""
+    f64 = torch.float64
+    ks_plus = _smallest(x_below, _ratio(torch.clamp(centre_lt - (n2 - k), min=0).to(f64), k))
     ks_minus = _largest(x_at, _ratio(torch.clamp(centre_le, max=k).to(f64), k))
-    out = [t.cpu().numpy() for t in (ks, ks_plus, ks_minus)]
-    return BorderKS(out[0], out[1], out[2], n1, n2)
+    return [ks_plus, ks_minus]
 
 
 def _ratio(counts: torch.Tensor, n: int) -> torch.Tensor:

@@ -9,9 +9,13 @@ The paper scores only the outermost row/column of a map, yet its Fig. 8 neuron f
 against the *inner centre*: the positions further than ``max_distance`` from every border
 (rows and columns ``max_distance+1 .. size-2-max_distance``), so no scored row or column is
 ever part of the centre it is compared with. The statistics are §3's KS, KS+ and KS-
-(:func:`pan.core.ks.border_ks`); at ``d = 0`` they differ from the §3 table only in the smaller
-centre. A neuron is *padding-aware at distance d* for a border when it passes the PAN rule
-(:func:`pan.core.labelling.pan_rule`) there.
+(:func:`pan.core.ks.border_ks`), and the share rule's KS+/KS- against the top/bottom share ``q`` of
+the inner centre; at ``d = 0`` they differ from the §3 table only in the smaller centre. A
+neuron is *padding-aware at distance d* for a border when it passes a PAN rule
+(:func:`pan.core.labelling.rule_expr`: ``paper`` or ``share``) there. Under the paper rule the
+smaller inner centre alone makes the truncated centre a larger share of it (39 % of a 7x7
+layer's inner centre at distance 0 against 28 % of the §3 centre), so its ``d = 0`` count
+exceeds Table 2's; the share rule keeps the same share ``q`` of either centre.
 
 The statistics are theta-free (``results/reach/{model}.parquet``, :data:`REACH_SCHEMA`);
 theta enters only in :func:`reach_counts` and :func:`reach_by_depth`. Layers whose maps are
@@ -32,8 +36,8 @@ import pyarrow.parquet as pq
 
 from pan.core.borders import BORDERS
 from pan.core.dumps import read_feature_maps, read_manifest
-from pan.core.ks import SortedSamples, border_ks
-from pan.core.labelling import DEFAULT_THETA, check_theta, pan_rule
+from pan.core.ks import DEFAULT_SHARE, SortedSamples, border_ks
+from pan.core.labelling import DEFAULT_THETA, RULES, check_theta, rule_expr
 from pan.core.scoring import CHUNK_VALUES
 
 __all__ = [
@@ -68,6 +72,9 @@ REACH_SCHEMA = pa.schema(
         ("ks_minus", pa.float64()),
         ("n_border", pa.int64()),
         ("n_centre", pa.int64()),
+        ("ks_plus_q", pa.float64()),
+        ("ks_minus_q", pa.float64()),
+        ("n_q", pa.int64()),
     ]
 )
 
@@ -95,8 +102,11 @@ def distance_samples(maps: np.ndarray, distance: int) -> dict[str, np.ndarray]:
     return {name: line.transpose(1, 0, 2).copy().reshape(maps.shape[1], -1) for name, line in lines.items()}
 
 
-def reach_maps(maps: np.ndarray, layer: str, layer_index: int, max_distance: int) -> pa.Table:
-    """KS, KS+ and KS- of every neuron, border and distance ``0..max_distance`` of ``maps``.
+def reach_maps(
+    maps: np.ndarray, layer: str, layer_index: int, max_distance: int, q: float = DEFAULT_SHARE
+) -> pa.Table:
+    """KS, KS+ and KS- (both rules, share ``q``) of every neuron, border and distance
+    ``0..max_distance`` of ``maps``.
 
     Rows are ordered by neuron, border (T, B, L, R) and distance. Raises ``ValueError`` for
     maps without an inner centre (see :func:`fits`).
@@ -112,7 +122,7 @@ def reach_maps(maps: np.ndarray, layer: str, layer_index: int, max_distance: int
         centre = SortedSamples(inner_centre(chunk, max_distance), overwrite=True)
         for distance in range(max_distance + 1):
             for border, values in distance_samples(chunk, distance).items():
-                result = border_ks(SortedSamples(values, overwrite=True), centre)
+                result = border_ks(SortedSamples(values, overwrite=True), centre, q)
                 size = len(result.ks)
                 parts.append(
                     {
@@ -125,6 +135,9 @@ def reach_maps(maps: np.ndarray, layer: str, layer_index: int, max_distance: int
                         "ks_minus": result.ks_minus,
                         "n_border": np.full(size, result.n_border, dtype=np.int64),
                         "n_centre": np.full(size, result.n_centre, dtype=np.int64),
+                        "ks_plus_q": result.ks_plus_q,
+                        "ks_minus_q": result.ks_minus_q,
+                        "n_q": np.full(size, result.n_q, dtype=np.int64),
                     }
                 )
     arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
@@ -140,7 +153,9 @@ def reach_maps(maps: np.ndarray, layer: str, layer_index: int, max_distance: int
     )
 
 
-def score_reach(dump_dir: str | Path, out: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE) -> pa.Table:
+def score_reach(
+    dump_dir: str | Path, out: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE, q: float = DEFAULT_SHARE
+) -> pa.Table:
     """Score every layer of a model's activation dump (one layer in memory at a time) and write
     the reach table to ``out``; layers too small for an inner centre are listed, not scored."""
     dump_dir = Path(dump_dir)
@@ -150,7 +165,7 @@ def score_reach(dump_dir: str | Path, out: str | Path, max_distance: int = DEFAU
             skipped.append({key: layer[key] for key in ("name", "index", "height", "width")})
             continue
         maps = read_feature_maps(dump_dir / layer["file"])
-        tables.append(reach_maps(maps, layer["name"], layer["index"], max_distance))
+        tables.append(reach_maps(maps, layer["name"], layer["index"], max_distance, q))
         del maps
     table = pa.concat_tables(tables) if tables else REACH_SCHEMA.empty_table()
     meta = {"max_distance": str(max_distance), "skipped": json.dumps(skipped)}
@@ -165,12 +180,12 @@ def read_skipped(path: str | Path) -> list[dict]:
     return json.loads(meta.get(b"skipped", b"[]"))
 
 
-def aware(reach: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
-    """Per neuron and distance: ``aware`` (passes the PAN rule on some border at that distance)
-    and ``borders`` (those borders, in T, B, L, R order)."""
+def aware(reach: pl.DataFrame, theta: float = DEFAULT_THETA, rule: str = "paper") -> pl.DataFrame:
+    """Per neuron and distance: ``aware`` (passes the PAN rule ``rule`` on some border at that
+    distance) and ``borders`` (those borders, in T, B, L, R order)."""
     theta = check_theta(theta)
     return (
-        reach.with_columns(passes=pan_rule(theta))
+        reach.with_columns(passes=rule_expr(rule, theta))
         .sort("layer_index", "neuron", "distance")
         .group_by("layer", "layer_index", "neuron", "distance", maintain_order=True)
         .agg(
@@ -190,18 +205,27 @@ def with_new(aware_rows: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-REACH_COLUMNS = ("model", "distance", "padding_aware", "not_pan_at_0", "neurons", "layers", "skipped_layers")
+REACH_COLUMNS = (
+    "model",
+    "rule",
+    "distance",
+    "padding_aware",
+    "not_pan_at_0",
+    "neurons",
+    "layers",
+    "skipped_layers",
+)
 """Columns of ``results/tables/reach.csv``."""
 
 
 def reach_counts(
     reach: Mapping[str, pl.DataFrame], skipped: Mapping[str, list], theta: float
 ) -> pl.DataFrame:
-    """Per model and distance: neurons padding-aware there, and how many of them are not at
-    distance 0; ``neurons``/``layers``: what was scored, ``skipped_layers``: layers too small."""
+    """Per model, rule and distance: neurons padding-aware there, and how many of them are not
+    at distance 0; ``neurons``/``layers``: what was scored, ``skipped_layers``: layers too small."""
     frames = []
-    for model, table in reach.items():
-        rows = with_new(aware(table, theta))
+    for (model, table), rule in ((item, rule) for item in reach.items() for rule in _rules(item[1])):
+        rows = with_new(aware(table, theta, rule))
         neurons = rows.select("layer_index", "neuron").unique().height
         layers = rows["layer_index"].n_unique()
         frames.append(
@@ -209,19 +233,28 @@ def reach_counts(
             .agg(padding_aware=pl.col("aware").sum(), not_pan_at_0=pl.col("new").sum())
             .with_columns(
                 model=pl.lit(model),
+                rule=pl.lit(rule),
                 neurons=pl.lit(neurons),
                 layers=pl.lit(layers),
                 skipped_layers=pl.lit(len(skipped[model])),
             )
         )
     table = pl.concat(frames).select(REACH_COLUMNS)
-    return table.with_columns(pl.col(c).cast(pl.Int64) for c in REACH_COLUMNS[2:]).sort("model", "distance")
+    order = pl.col("rule").replace_strict({rule: i for i, rule in enumerate(RULES)})
+    return table.with_columns(pl.col(c).cast(pl.Int64) for c in REACH_COLUMNS[3:]).sort(
+        "model", order, "distance"
+    )
 
 
-def reach_by_depth(reach: pl.DataFrame, theta: float) -> pl.DataFrame:
-    """Per layer and distance: ``aware`` and ``new`` counts (the reach figure's data)."""
+def _rules(reach: pl.DataFrame) -> list[str]:
+    """The rules a reach table has statistics for (files from before the share rule: paper)."""
+    return [rule for rule in RULES if rule == "paper" or "ks_plus_q" in reach.columns]
+
+
+def reach_by_depth(reach: pl.DataFrame, theta: float, rule: str = "paper") -> pl.DataFrame:
+    """Per layer and distance under ``rule``: ``aware`` and ``new`` counts (the reach figure's data)."""
     return (
-        with_new(aware(reach, theta))
+        with_new(aware(reach, theta, rule))
         .group_by("layer", "layer_index", "distance")
         .agg(aware=pl.col("aware").sum(), new=pl.col("new").sum(), neurons=pl.len())
         .sort("layer_index", "distance")

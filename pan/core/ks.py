@@ -27,6 +27,13 @@ scipy:
    ``max(count - (n_centre - k), 0)`` of the values below a point, the bottom ``k`` values
    ``min(count, k)``.
 
+The *share rule* (:func:`share_size`) truncates the centre to a fixed share ``q`` of it instead
+of to ``k`` values, so that it keeps the same share at every map size (the paper's ``k`` keeps
+about ``1/(H-2)`` of an ``H x W`` map's centre: 0.9 % at 112x112, 28 % at 7x7). With ``q``
+given, :func:`border_ks` also returns ``KS+_q = ks_2samp(border, top_m(centre), "less")`` and
+``KS-_q = ks_2samp(border, bottom_m(centre), "greater")``, ``m = share_size(n_centre, q)``,
+from the same counts (step 3 with ``m`` for ``k``).
+
 Counts are integers whatever the search method, so any backend that sorts and counts the
 same way and does the float64 arithmetic of step 2-3 gives the same statistics bit for bit
 (:mod:`pan.ks_torch` does it with torch, on a GPU).
@@ -158,19 +165,38 @@ def _counts(centre: np.ndarray, needles: np.ndarray) -> tuple[np.ndarray, np.nda
     return at_most, below
 
 
+DEFAULT_SHARE = 0.01
+"""The share rule's ``q``: the share of the centre its KS+ and KS- compare a border with."""
+
+
+def share_size(n_centre: int, q: float) -> int:
+    """Values of a centre of ``n_centre`` kept by the share rule: ``round(q * n_centre)``, at
+    least 1 (0 for an empty centre)."""
+    if not 0 < q <= 1:
+        raise ValueError(f"the share q must lie in (0, 1], got {q}")
+    return max(1, round(q * n_centre)) if n_centre else 0
+
+
 @dataclass(frozen=True)
 class BorderKS:
-    """KS, KS+ and KS- of one border against the centre, one value per neuron."""
+    """KS, KS+ and KS- of one border against the centre, one value per neuron; with a share
+    ``q`` also KS+ and KS- against the top and bottom ``n_q`` centre values (else ``None``)."""
 
     ks: np.ndarray
     ks_plus: np.ndarray
     ks_minus: np.ndarray
     n_border: int
     n_centre: int
+    ks_plus_q: np.ndarray | None = None
+    ks_minus_q: np.ndarray | None = None
+    n_q: int = 0
 
 
-def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSamples) -> BorderKS:
-    """KS, KS+ and KS- of ``border`` against ``centre``, both ``(neurons, values)``.
+def border_ks(
+    border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSamples, q: float | None = None
+) -> BorderKS:
+    """KS, KS+ and KS- of ``border`` against ``centre``, both ``(neurons, values)``; with a
+    share ``q`` also the share rule's KS+ and KS- (module docstring).
 
     Pass a :class:`SortedSamples` centre to reuse one sort for the four borders of a layer.
     With an empty centre (feature maps below 3x3) every statistic is NaN; an empty border (no
@@ -194,10 +220,12 @@ def border_ks(border: np.ndarray | SortedSamples, centre: np.ndarray | SortedSam
             f"the border sample is empty (shape ({border.neurons}, 0)); give each neuron's border "
             "values along axis 1, (neurons, values), e.g. pan.borders.border_samples(maps)['T']"
         )
-    return borders_ks([border], centre)[0]
+    return borders_ks([border], centre, q)[0]
 
 
-def borders_ks(borders: Sequence[SortedSamples], centre: SortedSamples) -> list[BorderKS]:
+def borders_ks(
+    borders: Sequence[SortedSamples], centre: SortedSamples, q: float | None = None
+) -> list[BorderKS]:
     """:func:`border_ks` of several borders against one centre, with one search per neuron."""
     for border in borders:
         if border.neurons != centre.neurons:
@@ -205,21 +233,30 @@ def borders_ks(borders: Sequence[SortedSamples], centre: SortedSamples) -> list[
     n2 = centre.size
     sizes = [border.size for border in borders]
     if n2 == 0:
-        nan = np.full(centre.neurons, np.nan)
-        return [BorderKS(nan, nan.copy(), nan.copy(), n1, n2) for n1 in sizes]
+        return [nan_result(centre.neurons, n1, n2, q) for n1 in sizes]
     needles = borders[0].keys if len(borders) == 1 else np.concatenate([b.keys for b in borders], axis=1)
     centre_le, centre_lt = _counts(centre.keys, needles)
     results, start = [], 0
     for n1 in sizes:
         part = slice(start, start + n1)
-        results.append(cdf_statistics(centre_le[:, part], centre_lt[:, part], n1, n2))
+        results.append(cdf_statistics(centre_le[:, part], centre_lt[:, part], n1, n2, q))
         start += n1
     return results
 
 
-def cdf_statistics(centre_le: np.ndarray, centre_lt: np.ndarray, n1: int, n2: int) -> BorderKS:
+def nan_result(neurons: int, n1: int, n2: int, q: float | None = None) -> BorderKS:
+    """The statistics against an empty centre: all NaN."""
+    nan = np.full(neurons, np.nan)
+    if q is None:
+        return BorderKS(nan, nan.copy(), nan.copy(), n1, n2)
+    return BorderKS(nan, nan.copy(), nan.copy(), n1, n2, nan.copy(), nan.copy(), 0)
+
+
+def cdf_statistics(
+    centre_le: np.ndarray, centre_lt: np.ndarray, n1: int, n2: int, q: float | None = None
+) -> BorderKS:
     """Steps 2-3 of the module docstring: the statistics from the centre counts ``<=`` and ``<``
-    each sorted border value ``(neurons, n1)``.
+    each sorted border value ``(neurons, n1)``; with a share ``q`` also the share rule's.
 
     KS+ and KS- differ from the border's own CDF only on a suffix (values above the centre's
     bottom ``n2 - k``) and a prefix (values below its ``k``-th) of the sorted border, found
@@ -229,13 +266,24 @@ def cdf_statistics(centre_le: np.ndarray, centre_lt: np.ndarray, n1: int, n2: in
     """
     # Border CDF at (up to ties, see step 2) and just below each sorted border value.
     x_at, x_below = np.arange(1, n1 + 1) / n1, np.arange(n1) / n1
-    k = min(n1, n2)  # the truncated centre cannot be larger than the centre
-    cut = n2 - k  # values of the centre below its top k
-
     largest = _largest(x_at, centre_le / n2)
     smallest = _smallest(x_below, centre_lt / n2)
     ks = np.maximum(largest, smallest)  # two-sided
+    k = min(n1, n2)  # the truncated centre cannot be larger than the centre
+    ks_plus, ks_minus = _truncated(centre_le, centre_lt, x_at, x_below, n2, k)
+    if q is None:
+        return BorderKS(ks, ks_plus, ks_minus, n1, n2)
+    m = share_size(n2, q)
+    plus_q, minus_q = _truncated(centre_le, centre_lt, x_at, x_below, n2, m)
+    return BorderKS(ks, ks_plus, ks_minus, n1, n2, plus_q, minus_q, m)
 
+
+def _truncated(
+    centre_le: np.ndarray, centre_lt: np.ndarray, x_at: np.ndarray, x_below: np.ndarray, n2: int, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """KS+ and KS- against the top and bottom ``k`` of the centre (step 3)."""
+    n1 = len(x_at)
+    cut = n2 - k  # values of the centre below its top k
     # "less": the top k hold max(count - cut, 0) values below a point, none up to column start.
     start = int(np.searchsorted(centre_lt.max(axis=0), cut, side="right")) if cut else 0
     truncated = np.maximum(centre_lt[:, start:] - cut, 0) / k
@@ -250,7 +298,7 @@ def cdf_statistics(centre_le: np.ndarray, centre_lt: np.ndarray, n1: int, n2: in
     highest = np.subtract(x_at[:stop], truncated, out=truncated).max(axis=1, initial=-np.inf)
     if stop < n1:  # x_at[-1] - k / k
         np.maximum(highest, 0.0, out=highest)
-    return BorderKS(ks, ks_plus, highest, n1, n2)
+    return ks_plus, highest
 
 
 def _largest(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -1,9 +1,12 @@
 """Per-layer KS scoring: every neuron x border of one activation dump (no threshold here).
 
 ``results/ks/{model}/{layer}.parquet`` has the columns of :data:`KS_SCHEMA`, one row per
-neuron and border, and ``layer_padding`` (what the layer's conv pads with: ``zeros``, ``none``,
-``reflect``, ...; see :func:`pan.capture.padding.layer_padding`); :func:`read_ks_tables` reads a
-model's layers back as one table.
+neuron and border: the paper rule's statistics, the share rule's (``ks_plus_q, ks_minus_q``
+against ``n_q`` centre values, :func:`pan.core.ks.share_size`), the image-bootstrap intervals of
+both rules' strengths (:mod:`pan.core.bootstrap`; NaN when not asked for), and ``layer_padding``
+(what the layer's conv pads with: ``zeros``, ``none``, ``reflect``, ...; see
+:func:`pan.capture.padding.layer_padding`); :func:`read_ks_tables` reads a model's layers back as one
+table.
 
 On the CPU (the default) the layer is cut into cache-sized chunks of neurons scored by a
 small thread pool (numpy releases the GIL while it sorts and searches); no torch is imported.
@@ -26,7 +29,7 @@ import pyarrow.parquet as pq
 
 from pan.core.borders import BORDERS, border_samples, centre_samples
 from pan.core.dumps import read_dump_metadata, read_feature_maps
-from pan.core.ks import BorderKS, SortedSamples, borders_ks
+from pan.core.ks import DEFAULT_SHARE, BorderKS, SortedSamples, borders_ks
 
 __all__ = [
     "CHUNK_VALUES",
@@ -40,8 +43,20 @@ __all__ = [
     "resolve_device",
     "score_dump",
     "score_layer",
+    "score_layer_with_null",
     "score_maps",
 ]
+
+_INTERVALS = (
+    "strength_lo",
+    "strength_hi",
+    "strength_q_lo",
+    "strength_q_hi",
+    "neuron_strength_lo",
+    "neuron_strength_hi",
+    "neuron_strength_q_lo",
+    "neuron_strength_q_hi",
+)  # pan.core.bootstrap.INTERVAL_COLUMNS (pan.core.bootstrap imports this module's helpers lazily)
 
 KS_SCHEMA = pa.schema(
     [
@@ -54,6 +69,10 @@ KS_SCHEMA = pa.schema(
         ("ks_minus", pa.float64()),
         ("n_border", pa.int64()),
         ("n_centre", pa.int64()),
+        ("ks_plus_q", pa.float64()),
+        ("ks_minus_q", pa.float64()),
+        ("n_q", pa.int64()),
+        *[(name, pa.float64()) for name in _INTERVALS],
     ]
 )
 
@@ -99,8 +118,10 @@ def score_maps(
     device: str = "cpu",
     threads: int | None = None,
     memory_bytes: int | None = None,
+    q: float = DEFAULT_SHARE,
 ) -> pa.Table:
-    """KS, KS+ and KS- of every neuron and border of ``maps`` ``(images, neurons, H, W)``.
+    """KS, KS+ and KS- of every neuron and border of ``maps`` ``(images, neurons, H, W)``, and
+    the share rule's at share ``q`` (the interval columns NaN: see :func:`score_layer`).
 
     ``device``: ``"cpu"`` (numpy, ``threads`` threads, default :func:`default_threads`),
     ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (:mod:`pan.ks_torch`, neurons chunked to fit
@@ -111,13 +132,15 @@ def score_maps(
     if target != "cpu":
         from pan.ks_torch import score_chunks
 
-        chunks = score_chunks(maps, "cpu" if target == "torch-cpu" else target, memory_bytes)
+        chunks = score_chunks(maps, "cpu" if target == "torch-cpu" else target, memory_bytes, q=q)
     else:
-        chunks = _score_chunks_numpy(np.asarray(maps), threads)
+        chunks = _score_chunks_numpy(np.asarray(maps), threads, q)
     return _table(chunks, layer, layer_index)
 
 
-def _score_chunks_numpy(maps: np.ndarray, threads: int | None) -> list[tuple[int, list[BorderKS]]]:
+def _score_chunks_numpy(
+    maps: np.ndarray, threads: int | None, q: float | None = None
+) -> list[tuple[int, list[BorderKS]]]:
     """``(first neuron, [T, B, L, R results])`` per chunk of neurons, in neuron order."""
     n, c, h, w = maps.shape
     threads = threads or default_threads()
@@ -130,7 +153,7 @@ def _score_chunks_numpy(maps: np.ndarray, threads: int | None) -> list[tuple[int
         chunk = maps[:, start : start + step]
         centre = SortedSamples(centre_samples(chunk), overwrite=True)  # a fresh copy: sort in place
         borders = [SortedSamples(v, overwrite=True) for v in border_samples(chunk).values()]
-        return start, borders_ks(borders, centre)
+        return start, borders_ks(borders, centre, q)
 
     threads = min(threads, len(starts))
     if threads <= 1:
@@ -154,6 +177,11 @@ def _table(chunks: list[tuple[int, list[BorderKS]]], layer: str, layer_index: in
             columns["ks_minus"].append(result.ks_minus)
             columns["n_border"].append(np.full(size, result.n_border, dtype=np.int64))
             columns["n_centre"].append(np.full(size, result.n_centre, dtype=np.int64))
+            columns["ks_plus_q"].append(result.ks_plus_q)
+            columns["ks_minus_q"].append(result.ks_minus_q)
+            columns["n_q"].append(np.full(size, result.n_q, dtype=np.int64))
+            for name in _INTERVALS:
+                columns[name].append(np.full(size, np.nan))
     arrays = {name: np.concatenate(parts) for name, parts in columns.items() if parts}
     rows = len(arrays["neuron"])
     arrays["layer"] = np.full(rows, layer, dtype=object)
@@ -201,41 +229,91 @@ def score_layer(
     device: str = "cpu",
     threads: int | None = None,
     memory_bytes: int | None = None,
+    q: float = DEFAULT_SHARE,
+    replicates: int = 0,
+    seed: int = 0,
 ) -> pa.Table:
     """Score one layer dump (see :mod:`pan.capture.activations`) and write its KS table to ``out``
-    (arguments after ``out`` as in :func:`score_maps`)."""
+    (arguments after ``out`` as in :func:`score_maps`); with ``replicates`` > 0 with the
+    image-bootstrap intervals (:func:`score_layer_with_null`)."""
+    return score_layer_with_null(dump, out, device, threads, memory_bytes, q, replicates, seed, False)[0]
+
+
+def score_layer_with_null(
+    dump: str | Path,
+    out: str | Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    memory_bytes: int | None = None,
+    q: float = DEFAULT_SHARE,
+    replicates: int = 0,
+    seed: int = 0,
+    interior: bool = True,
+) -> tuple[pa.Table, pa.Table | None]:
+    """:func:`score_layer`, and the layer's interior-line rows (:mod:`pan.core.interior`; ``None``
+    when ``interior`` is false). The bootstrap (``replicates`` > 0, :mod:`pan.core.bootstrap`) and
+    the interior lines run in one more pass over the maps, on the CPU whatever ``device``."""
     meta = read_dump_metadata(dump)
     maps = read_feature_maps(dump)
     check_finite(maps, meta["layer"])
-    table = score_maps(
-        maps,
-        meta["layer"],
-        int(meta["layer_index"]),
-        device=device,
-        threads=threads,
-        memory_bytes=memory_bytes,
-    )
+    layer, index = meta["layer"], int(meta["layer_index"])
+    table = score_maps(maps, layer, index, device=device, threads=threads, memory_bytes=memory_bytes, q=q)
+    rows = None
+    if replicates or interior:
+        from pan.core.bootstrap import resample_weights, uncertainty_pass
+
+        weights = resample_weights(maps.shape[0], replicates, seed)
+        intervals, rows = uncertainty_pass(
+            np.asarray(maps), layer, index, q, weights, threads=threads or default_threads()
+        )
+        for name, values in intervals.items() if replicates else ():
+            table = table.set_column(table.schema.get_field_index(name), name, pa.array(values, pa.float64()))
     padding = pa.array([meta.get("padding", "zeros")] * table.num_rows, pa.string())
     table = table.append_column("layer_padding", padding)
     pq.write_table(table, out)
-    return table
+    return table, rows if interior else None
 
 
 def score_dump(
-    dump_dir: str | Path, out_dir: str | Path, device: str = "cpu", threads: int | None = None
+    dump_dir: str | Path,
+    out_dir: str | Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    q: float = DEFAULT_SHARE,
+    replicates: int = 0,
+    seed: int = 0,
+    interior_out: str | Path | None = None,
 ) -> list[Path]:
     """Score every layer of a model's activation dump into ``out_dir`` (one KS table per layer,
-    ``{layer}.parquet``): one job per model, so Snakemake starts one process, not one per layer."""
+    ``{layer}.parquet``): one job per model, so Snakemake starts one process, not one per layer.
+    With ``replicates`` > 0, also the bootstrap intervals; with ``interior_out``, the
+    interior-line null of every layer into that file (see :func:`score_layer_with_null`)."""
     from pan.core.dumps import read_manifest
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, interiors = [], []
     for layer in read_manifest(dump_dir)["layers"]:
         start = time.perf_counter()
-        score_layer(Path(dump_dir) / layer["file"], out_dir / layer["file"], device=device, threads=threads)
+        _, interior = score_layer_with_null(
+            Path(dump_dir) / layer["file"],
+            out_dir / layer["file"],
+            device=device,
+            threads=threads,
+            q=q,
+            replicates=replicates,
+            seed=seed,
+            interior=interior_out is not None,
+        )
         written.append(out_dir / layer["file"])
+        if interior is not None:
+            interiors.append(interior)
         print(
             f"scored {layer['name']} ({layer['out_channels']} neurons) in {time.perf_counter() - start:.2f} s"
         )
+    if interior_out is not None:
+        from pan.core.interior import INTERIOR_SCHEMA
+
+        table = pa.concat_tables(interiors) if interiors else INTERIOR_SCHEMA.empty_table()
+        pq.write_table(table, interior_out)
     return written

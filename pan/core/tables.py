@@ -1,6 +1,9 @@
 """The paper's tables: Table 1 (PANs per layer) and Table 2 (PAN types per model) from PAN
 labels (:mod:`pan.core.labelling`), Table 3 (classes whose odds move) from odds (:mod:`pan.bias.odds`).
 
+Tables 1 and 2 have a ``rule`` column: one row per model (and layer) for each PAN rule the
+labels hold (:data:`pan.core.labelling.RULES`: ``paper``, the reproduction, then ``share``).
+
 Models are named by the mappings the tables are given (model -> file), never by file names."""
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from pan.core.borders import BORDERS
-from pan.core.labelling import PAN_TYPES, read_labels
+from pan.core.labelling import PAN_TYPES, RULES, read_labels, rule_view
 
 __all__ = ["table1", "table2", "write_table1", "write_table2"]
 
@@ -23,12 +26,18 @@ def _scoreable() -> pl.Expr:
     return pl.all_horizontal(pl.col(f"ks_{b}").is_not_nan().fill_null(False) for b in BORDERS)
 
 
+def _rules(frame: pl.DataFrame) -> list[str]:
+    """The rules whose columns ``frame`` (PAN labels) holds, in :data:`RULES` order."""
+    return [rule for rule in RULES if rule == "paper" or "is_pan_share" in frame.columns]
+
+
 def table1(labels: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
-    """Per model and layer: neurons, PANs, PAN percentage (rounded down) and edge detectors,
-    then ``scoreable_neurons`` (maps of at least 3x3) and ``pan_pct_scoreable`` (PANs per
-    scoreable neuron, rounded down; null for a layer with none)."""
+    """Per model, rule and layer: neurons, PANs, PAN percentage (rounded down) and edge
+    detectors, then ``scoreable_neurons`` (maps of at least 3x3) and ``pan_pct_scoreable``
+    (PANs per scoreable neuron, rounded down; null for a layer with none)."""
     per_model = [
-        frame.group_by("layer_index", "layer", maintain_order=True)
+        rule_view(frame, rule)
+        .group_by("layer_index", "layer", maintain_order=True)
         .agg(
             neurons=pl.len(),
             pans=pl.col("is_pan").sum(),
@@ -36,8 +45,9 @@ def table1(labels: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
             scoreable_neurons=_scoreable().sum(),
         )
         .sort("layer_index")
-        .select(pl.lit(model).alias("model"), pl.all())
+        .select(pl.lit(model).alias("model"), pl.lit(rule).alias("rule"), pl.all())
         for model, frame in labels.items()
+        for rule in _rules(frame)
     ]
     return (
         pl.concat(per_model)
@@ -49,6 +59,7 @@ def table1(labels: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
         )
         .select(
             "model",
+            "rule",
             "layer_index",
             "layer",
             "neurons",
@@ -62,27 +73,34 @@ def table1(labels: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
 
 
 def table2(labels: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
-    """Per model: count of each PAN type in the paper's order, then totals and PAN share of all
-    analysed neurons, then ``scoreable_neurons`` (maps of at least 3x3) and
-    ``pan_pct_scoreable``, the PAN share of those (2 decimals; null when none is scoreable)."""
+    """Per model and rule: count of each PAN type in the paper's order, then totals and PAN
+    share of all analysed neurons, then ``scoreable_neurons`` (maps of at least 3x3) and
+    ``pan_pct_scoreable``, the PAN share of those (2 decimals; null when none is scoreable),
+    and ``borderline``: neurons whose strength interval holds theta (PANs or not; null where
+    the labels have no intervals)."""
     rows = []
     for model, frame in labels.items():
-        counts = dict(frame.filter(pl.col("is_pan"))["pan_type"].value_counts().iter_rows())
-        neurons, pans = frame.height, int(frame["is_pan"].sum())
         scoreable = int(frame.select(_scoreable().sum()).item())
-        rows.append(
-            {
-                "model": model,
-                **{t: int(counts.get(t, 0)) for t in PAN_TYPES},
-                "pans": pans,
-                "edge_detectors": int(frame["is_edge_detector"].sum()),
-                "neurons": neurons,
-                "pan_pct": round(100 * pans / neurons, 2) if neurons else 0.0,
-                "scoreable_neurons": scoreable,
-                "pan_pct_scoreable": round(100 * pans / scoreable, 2) if scoreable else None,
-            }
-        )
-    return pl.DataFrame(rows, schema_overrides={"pan_pct_scoreable": pl.Float64})
+        for rule in _rules(frame):
+            view = rule_view(frame, rule)
+            counts = dict(view.filter(pl.col("is_pan"))["pan_type"].value_counts().iter_rows())
+            neurons, pans = view.height, int(view["is_pan"].sum())
+            known = "confidence" in view.columns and view["confidence"].null_count() < view.height
+            rows.append(
+                {
+                    "model": model,
+                    "rule": rule,
+                    **{t: int(counts.get(t, 0)) for t in PAN_TYPES},
+                    "pans": pans,
+                    "edge_detectors": int(view["is_edge_detector"].sum()),
+                    "neurons": neurons,
+                    "pan_pct": round(100 * pans / neurons, 2) if neurons else 0.0,
+                    "scoreable_neurons": scoreable,
+                    "pan_pct_scoreable": round(100 * pans / scoreable, 2) if scoreable else None,
+                    "borderline": int((view["confidence"] == "borderline").sum()) if known else None,
+                }
+            )
+    return pl.DataFrame(rows, schema_overrides={"pan_pct_scoreable": pl.Float64, "borderline": pl.Int64})
 
 
 def _log_unscoreable(labels: Mapping[str, pl.DataFrame]) -> None:

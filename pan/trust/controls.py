@@ -194,7 +194,7 @@ def label_run_files(
         template = pl.DataFrame(
             {"layer": ["x"] * 4, "layer_index": [0] * 4, "neuron": [0] * 4, "border": list("TBLR")},
             schema_overrides={"layer_index": pl.Int32, "neuron": pl.Int32},
-        ).with_columns(ks=0.0, ks_plus=0.0, ks_minus=0.0, n_border=0, n_centre=0)
+        ).with_columns(**dict.fromkeys(("ks", "ks_plus", "ks_minus", "ks_plus_q", "ks_minus_q"), 0.0))
         labels = label_pans(template, theta).clear()
     else:
         labels = label_pans(ks, theta)
@@ -208,16 +208,16 @@ def label_run_files(
 def controls_table(
     labels: Mapping[tuple[str, str], pl.DataFrame], notes: Mapping[tuple[str, str], str]
 ) -> pl.DataFrame:
-    """Per ``(model, condition)`` (the keys of ``labels``, in order): Table 2's columns, and a
-    ``note`` (why a condition is unavailable; ``""`` otherwise)."""
+    """Per ``(model, condition)`` (the keys of ``labels``, in order) and rule: Table 2's columns,
+    and a ``note`` (why a condition is unavailable; ``""`` otherwise)."""
     rows = []
     for (model, condition), frame in labels.items():
-        row = table2({model: frame}).row(0, named=True)
-        rows.append(
-            {"model": model, "condition": condition, **{k: v for k, v in row.items() if k != "model"}}
-        )
-        rows[-1]["note"] = notes.get((model, condition), "")
-    return pl.DataFrame(rows)
+        for row in table2({model: frame}).iter_rows(named=True):
+            row.pop("model")
+            rows.append(
+                {"model": model, "condition": condition, **row, "note": notes.get((model, condition), "")}
+            )
+    return pl.DataFrame(rows, schema_overrides={"borderline": pl.Int64})
 
 
 def write_controls_table(

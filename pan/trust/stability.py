@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from pan.core.labelling import PAN_TYPES
+from pan.core.labelling import PAN_TYPES, RULES, rule_view
 
 __all__ = [
     "CONFIDENCE",
@@ -123,16 +123,13 @@ def write_stability(draw_files: Sequence[str | Path], main: str | Path, out: str
 def write_stability_table(
     models: Sequence[str], draw_files: Sequence[str | Path], out: str | Path
 ) -> pl.DataFrame:
-    """Write ``results/tables/stability.csv`` from the draws' labels: ``draw_files`` holds each
-    model's draws in turn, the models in the order of ``models``."""
-    per_model = len(draw_files) // len(models)
-    table = pl.DataFrame(
-        [
-            stability_summary(
-                model, [pl.read_parquet(f) for f in draw_files[i * per_model : (i + 1) * per_model]]
-            )
-            for i, model in enumerate(models)
-        ]
-    )
+    """Write ``results/tables/stability.csv`` from the draws' labels, one row per model and rule:
+    ``draw_files`` holds each model's draws in turn, the models in the order of ``models``."""
+    per_model, rows = len(draw_files) // len(models), []
+    for i, model in enumerate(models):
+        draws = [pl.read_parquet(f) for f in draw_files[i * per_model : (i + 1) * per_model]]
+        for rule in RULES if all("is_pan_share" in d.columns for d in draws) else RULES[:1]:
+            rows.append({"rule": rule} | stability_summary(model, [rule_view(d, rule) for d in draws]))
+    table = pl.DataFrame(rows).select("model", "rule", pl.exclude("model", "rule"))
     table.write_csv(out)
     return table

@@ -30,6 +30,8 @@ from pan.capture.classes import check_eval_labels
 from pan.capture.images import ImageSpec, check_batch, image_records
 from pan.capture.inference import DEFAULT_MICRO_BATCH
 from pan.capture.models import ModelSpec
+from pan.core.bootstrap import DEFAULT_BOOTSTRAP_SEED, DEFAULT_REPLICATES
+from pan.core.ks import DEFAULT_SHARE
 from pan.core.labelling import DEFAULT_THETA, check_theta
 from pan.trust.controls import CONDITIONS, DEFAULT_CONTROLS_SEED
 from pan.trust.stability import DEFAULT_DRAWS
@@ -37,12 +39,14 @@ from pan.trust.stability import DEFAULT_DRAWS
 __all__ = [
     "ConfigError",
     "ConfiguredNeuron",
+    "BootstrapSettings",
     "ControlSettings",
     "FigureSettings",
     "InjectionSettings",
     "RENAMED_KEYS",
     "OutputSettings",
     "ReachSettings",
+    "ShareSettings",
     "Settings",
     "StabilitySettings",
     "check_models",
@@ -151,6 +155,24 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
+class ShareSettings:
+    """The ``share:`` section: the share rule beside the paper's (docs/trust.md)."""
+
+    q: float = DEFAULT_SHARE
+    """Share of the centre the share rule's KS+ and KS- compare a border with, at every map size."""
+
+
+@dataclass(frozen=True)
+class BootstrapSettings:
+    """The ``bootstrap:`` section: the image bootstrap that gives every label an interval."""
+
+    replicates: int = DEFAULT_REPLICATES
+    """Image-bootstrap replicates of the main KS jobs (0: labels carry no interval)."""
+    seed: int = DEFAULT_BOOTSTRAP_SEED
+    """Seed of the bootstrap's image draws."""
+
+
+@dataclass(frozen=True)
 class InjectionSettings:
     """The ``injection:`` section: the one-pixel lines drawn into the §4 evaluation images."""
 
@@ -199,6 +221,8 @@ class Settings:
     reach: ReachSettings = ReachSettings()
     outputs: OutputSettings = OutputSettings()
     injection: InjectionSettings = InjectionSettings()
+    share: ShareSettings = ShareSettings()
+    bootstrap: BootstrapSettings = BootstrapSettings()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -220,6 +244,10 @@ class Settings:
             entry["outputs"] = OutputSettings(**entry["outputs"])
         if "injection" in entry:
             entry["injection"] = InjectionSettings.from_config(entry["injection"])
+        if "share" in entry:
+            entry["share"] = ShareSettings(**entry["share"])
+        if "bootstrap" in entry:
+            entry["bootstrap"] = BootstrapSettings(**entry["bootstrap"])
         settings = cls(**entry)
         check_theta(settings.theta)
         unknown = sorted({n.model for n in settings.figures.neurons} - set(settings.models))
@@ -248,6 +276,8 @@ _SECTIONS: dict[str, type] = {
     "reach": ReachSettings,
     "outputs": OutputSettings,
     "injection": InjectionSettings,
+    "share": ShareSettings,
+    "bootstrap": BootstrapSettings,
 }
 """Where in the config each dataclass's fields are the known keys."""
 
@@ -279,7 +309,18 @@ def reject_unknown_keys(config: Mapping[str, Any]) -> None:
     check(config, "", "")
     for name, spec in (config.get("models") or {}).items():
         check(spec, f"models.{name}", "models.*")
-    for key in ("images", "eval_images", "figures", "controls", "stability", "reach", "outputs", "injection"):
+    for key in (
+        "images",
+        "eval_images",
+        "figures",
+        "controls",
+        "stability",
+        "reach",
+        "outputs",
+        "injection",
+        "share",
+        "bootstrap",
+    ):
         check(config.get(key), key, key)
     figures = config.get("figures")
     for i, neuron in enumerate(figures.get("neurons") or [] if isinstance(figures, Mapping) else []):

@@ -29,6 +29,8 @@ config.update(
     eval_images=vars(SETTINGS.eval_images),
     controls={"conditions": list(SETTINGS.controls.conditions), "seed": SETTINGS.controls.seed},
     stability={"draws": SETTINGS.stability.draws},
+    share=vars(SETTINGS.share),
+    bootstrap=vars(SETTINGS.bootstrap),
 )
 
 

@@ -2,9 +2,13 @@ rule ks_scores:
     input:
         dump=dump_of,
     output:
-        directory("results/ks/{model}"),
+        ks=directory("results/ks/{model}"),
+        interior="results/interior/{model}.parquet",
     params:
         device=KS_DEVICE,
+        q=SETTINGS.share.q,
+        replicates=SETTINGS.bootstrap.replicates,
+        seed=SETTINGS.bootstrap.seed,
     log:
         "results/logs/ks/{model}.log",
     benchmark:

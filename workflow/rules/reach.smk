@@ -10,6 +10,7 @@ rule reach_stats:
         "results/reach/{model}.parquet",
     params:
         max_distance=SETTINGS.reach.max_distance,
+        q=SETTINGS.share.q,
     log:
         "results/logs/reach/{model}.log",
     benchmark:

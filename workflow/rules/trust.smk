@@ -40,6 +40,7 @@ rule run_ks_scores:
         directory("results/{run}/ks/{model}"),
     params:
         device=KS_DEVICE,
+        q=SETTINGS.share.q,  # no bootstrap and no interior null for the reruns: their cost
     log:
         "results/logs/{run}/ks/{model}.log",
     benchmark:

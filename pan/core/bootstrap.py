@@ -1,0 +1,207 @@
+"""Image-bootstrap intervals of each neuron's border strength, and the interior-line null, in
+one pass over a layer's maps (the KS job's second pass; no torch).
+
+A rule's *strength* of a neuron on a border is ``min(KS, max(KS+, KS-))``: the neuron is a PAN
+there at theta exactly when the strength exceeds theta (:func:`pan.core.labelling.strength_expr`).
+Its sampling uncertainty comes from the images: replicate ``r`` draws the batch's images with
+replacement (:func:`resample_weights`, seeded), every statistic is recomputed on the resampled
+maps, and the interval is the ``level`` percentile interval over the replicates, per neuron
+and border and per neuron (the largest strength over its borders, replicate by replicate).
+
+Nothing is resampled physically. Every image holds the same number of border and centre values,
+so a replicate is the original values weighted by how often their image was drawn, and the
+resampled samples keep their sizes (``k`` and the share's ``m`` do not change). The centre is
+sorted once with the image of each value (an ``int64`` key: the value's order key, then its
+image); a replicate's centre counts below each border value are the cumulative weights of the
+sorted centre at the positions that :func:`pan.core.ks._counts` found, and the border's CDF the
+cumulative weights of the sorted border: one gather and one cumulative sum per value and
+replicate, no sort and no search.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from pan.core.borders import BORDERS, border_samples, centre_samples
+from pan.core.interior import INTERIOR_SCHEMA, interior_ks, interior_table
+from pan.core.ks import _MAGNITUDE, SortedSamples, _as_float32, _counts, share_size
+
+__all__ = [
+    "DEFAULT_REPLICATES",
+    "DEFAULT_BOOTSTRAP_SEED",
+    "LEVEL",
+    "INTERVAL_COLUMNS",
+    "resample_weights",
+    "sorted_with_images",
+    "replicate_strengths",
+    "bootstrap_strengths",
+    "uncertainty_pass",
+]
+
+DEFAULT_REPLICATES = 40
+"""Bootstrap replicates per KS job (0: no intervals)."""
+DEFAULT_BOOTSTRAP_SEED = 0
+"""Seed of the replicates' image draws."""
+LEVEL = 0.95
+"""Coverage of the percentile intervals."""
+
+INTERVAL_COLUMNS: tuple[str, ...] = (
+    "strength_lo",
+    "strength_hi",
+    "strength_q_lo",
+    "strength_q_hi",
+    "neuron_strength_lo",
+    "neuron_strength_hi",
+    "neuron_strength_q_lo",
+    "neuron_strength_q_hi",
+)
+"""Columns the pass adds to a KS table: per border, then per neuron (repeated on its four rows),
+the paper rule's interval then the share rule's (``_q``)."""
+
+
+def resample_weights(images: int, replicates: int, seed: int) -> np.ndarray:
+    """``(replicates, images)`` counts: how often each image is drawn in each replicate (each
+    row sums to ``images``). The same seed gives the same draws in every layer and job."""
+    if replicates < 0:
+        raise ValueError(f"replicates must be at least 0, got {replicates}")
+    draws = np.random.default_rng(seed).integers(0, images, size=(replicates, images))
+    counts = np.zeros((replicates, images), dtype=np.int32)
+    for row, drawn in zip(counts, draws, strict=True):
+        np.add.at(row, drawn, 1)
+    return counts
+
+
+def sorted_with_images(values: np.ndarray, images: int) -> tuple[SortedSamples, np.ndarray]:
+    """The :class:`pan.core.ks.SortedSamples` of ``(neurons, values)`` laid out image by image
+    (``images`` equal blocks), and the image of every sorted value (``intp``, same shape)."""
+    values = _as_float32(np.asarray(values))
+    if np.isnan(values).any():
+        raise ValueError("samples contain NaN; KS statistics are undefined")
+    keys = (values + np.float32(0.0)).view(np.int32)  # -0.0 + 0.0 is 0.0; a fresh array
+    keys ^= (keys >> 31) & _MAGNITUDE  # negatives in order (see pan.core.ks._order_keys)
+    neurons, size = keys.shape
+    shift = max(1, (images - 1).bit_length())
+    image = np.repeat(np.arange(images, dtype=np.int64), size // images if images else 0)
+    combined = (keys.astype(np.int64) << shift) | image
+    combined.sort(axis=1)
+    samples = SortedSamples.__new__(SortedSamples)
+    samples.neurons, samples.size = neurons, size
+    samples.keys = (combined >> shift).astype(np.int32)
+    return samples, (combined & ((1 << shift) - 1)).astype(np.intp)
+
+
+def _at(cumulative: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Cumulative weights before ``positions`` (0 at position 0), row by row."""
+    taken = np.take_along_axis(cumulative, np.maximum(positions - 1, 0), axis=1)
+    return np.where(positions > 0, taken, 0)
+
+
+def replicate_strengths(
+    centre_images: np.ndarray,
+    borders: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    weights: np.ndarray,
+    q: float,
+) -> np.ndarray:
+    """``(replicates, 2, borders, neurons)`` strengths, paper rule then share rule.
+
+    ``centre_images``: the image of each sorted centre value; ``borders``: per border the image
+    of each sorted border value and the centre counts ``<=`` and ``<`` each (positions in the
+    sorted centre); ``weights``: :func:`resample_weights`.
+    """
+    neurons, n2 = centre_images.shape
+    out = np.empty((len(weights), 2, len(borders), neurons))
+    cumulative = np.empty((neurons, n2), dtype=np.int32)
+    for r, weight in enumerate(weights):
+        np.cumsum(weight[centre_images], axis=1, out=cumulative)
+        for b, (border_images, le, lt) in enumerate(borders):
+            n1 = border_images.shape[1]
+            own = weight[border_images]
+            at = np.cumsum(own, axis=1) / n1  # the border's CDF at each sorted value
+            below = at - own / n1  # and just below it
+            le_w, lt_w = _at(cumulative, le), _at(cumulative, lt)
+            ks = np.maximum((at - le_w / n2).max(axis=1), np.clip((lt_w / n2 - below).max(axis=1), 0, 1))
+            for i, m in enumerate((min(n1, n2), share_size(n2, q))):
+                plus = np.clip((np.maximum(lt_w - (n2 - m), 0) / m - below).max(axis=1), 0, 1)
+                minus = np.maximum((at - np.minimum(le_w, m) / m).max(axis=1), 0)
+                out[r, i, b] = np.minimum(ks, np.maximum(plus, minus))
+    return out
+
+
+def bootstrap_strengths(
+    maps: np.ndarray,
+    q: float,
+    weights: np.ndarray,
+    centre: tuple[SortedSamples, np.ndarray] | None = None,
+) -> np.ndarray:
+    """``(replicates, 2, 4, neurons)`` strengths of maps ``(images, neurons, H, W)`` (paper
+    rule then share rule; borders T B L R) under the image draws ``weights``; ``centre``: the
+    maps' :func:`sorted_with_images` centre, when the caller has it."""
+    images = maps.shape[0]
+    centre, centre_images = centre or sorted_with_images(centre_samples(maps), images)
+    borders = []
+    for values in border_samples(maps).values():
+        border, border_images = sorted_with_images(values, images)
+        le, lt = _counts(centre.keys, border.keys)
+        borders.append((border_images, le, lt))
+    return replicate_strengths(centre_images, borders, weights, q)
+
+
+def _percentiles(values: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    tail = (1 - LEVEL) / 2
+    return np.quantile(values, tail, axis=axis), np.quantile(values, 1 - tail, axis=axis)
+
+
+def _chunk_pass(chunk: np.ndarray, q: float, weights: np.ndarray) -> tuple[dict[str, np.ndarray], list]:
+    """Intervals ``{column: (borders, neurons)}`` and the interior lines' statistics of a chunk."""
+    n, c, h, w = chunk.shape
+    centre, centre_images = sorted_with_images(centre_samples(chunk), n)
+    interior = interior_ks(chunk, centre, q) if centre.size else []
+    intervals: dict[str, np.ndarray] = {}
+    if len(weights) and centre.size:
+        strengths = bootstrap_strengths(chunk, q, weights, (centre, centre_images))
+        for i, x in enumerate(("", "_q")):
+            lo, hi = _percentiles(strengths[:, i])
+            intervals[f"strength{x}_lo"], intervals[f"strength{x}_hi"] = lo, hi
+            lo, hi = _percentiles(strengths[:, i].max(axis=1))
+            intervals[f"neuron_strength{x}_lo"] = np.broadcast_to(lo, (len(BORDERS), c))
+            intervals[f"neuron_strength{x}_hi"] = np.broadcast_to(hi, (len(BORDERS), c))
+    else:
+        intervals = {name: np.full((len(BORDERS), c), np.nan) for name in INTERVAL_COLUMNS}
+    return intervals, interior
+
+
+def uncertainty_pass(
+    maps: np.ndarray,
+    layer: str,
+    layer_index: int,
+    q: float,
+    weights: np.ndarray,
+    threads: int = 1,
+    chunk_values: int = 1 << 19,
+):
+    """The bootstrap intervals of every neuron and border of ``maps`` ``(images, neurons, H,
+    W)`` (``{column: (neurons * 4,)}`` in the KS table's row order: neuron, then T B L R) and
+    the layer's interior-line rows (:data:`pan.core.interior.INTERIOR_SCHEMA`)."""
+    n, c, h, w = maps.shape
+    step = max(1, chunk_values // max(1, n * max(h - 2, 0) * max(w - 2, 0)))
+    if threads > 1:
+        step = min(step, -(-c // (4 * threads)))
+    starts = list(range(0, c, step))
+
+    def run(start: int):
+        return start, *_chunk_pass(maps[:, start : start + step], q, weights)
+
+    if threads > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(min(threads, len(starts)), thread_name_prefix="bootstrap") as pool:
+            done = list(pool.map(run, starts))
+    else:
+        done = [run(start) for start in starts]
+    # (borders, neurons) per chunk -> neuron-major rows, T B L R within a neuron
+    intervals = {
+        name: np.concatenate([parts[name].T for _, parts, _ in done]).reshape(-1) for name in INTERVAL_COLUMNS
+    }
+    lines = [(start, found) for start, _, found in done if found]
+    interior = interior_table(lines, layer, layer_index, h, w) if lines else INTERIOR_SCHEMA.empty_table()
+    return intervals, interior
