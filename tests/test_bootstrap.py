@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pan.bootstrap import bootstrap_strengths, resample_weights, uncertainty_pass
-from pan.borders import BORDERS, border_samples, centre_samples
-from pan.ks import share_size
+from pan.core.bootstrap import bootstrap_strengths, resample_weights, uncertainty_pass
+from pan.core.borders import BORDERS, border_samples, centre_samples
+from pan.core.ks import share_size
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy p-value warnings
 

@@ -8,7 +8,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import stats
 
 from pan.core.borders import border_samples, centre_samples, region_masks
-from pan.core.ks import SortedSamples, border_ks
+from pan.core.ks import SortedSamples, border_ks, share_size
 
 TOLERANCE = 1e-12
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy p-value warnings
@@ -25,11 +25,30 @@ def scipy_reference(border: np.ndarray, centre: np.ndarray) -> tuple[float, floa
     )
 
 
-def assert_matches_scipy(border: np.ndarray, centre: np.ndarray) -> None:
-    result = border_ks(border, centre)
+def share_reference(border: np.ndarray, centre: np.ndarray, q: float) -> tuple[float, float]:
+    """The share rule's KS+ and KS-: against the top/bottom ``round(q * n)`` centre values."""
+    m = max(1, round(q * len(centre)))
+    ordered = np.sort(centre)
+    return (
+        stats.ks_2samp(border, ordered[-m:], alternative="less").statistic,
+        stats.ks_2samp(border, ordered[:m], alternative="greater").statistic,
+    )
+
+
+def assert_matches_scipy(border: np.ndarray, centre: np.ndarray, q: float = 0.1) -> None:
+    result = border_ks(border, centre, q)
+    assert result.n_q == share_size(centre.shape[1], q)
     for neuron in range(border.shape[0]):
-        expected = scipy_reference(border[neuron], centre[neuron])
-        got = (result.ks[neuron], result.ks_plus[neuron], result.ks_minus[neuron])
+        expected = scipy_reference(border[neuron], centre[neuron]) + share_reference(
+            border[neuron], centre[neuron], q
+        )
+        got = (
+            result.ks[neuron],
+            result.ks_plus[neuron],
+            result.ks_minus[neuron],
+            result.ks_plus_q[neuron],
+            result.ks_minus_q[neuron],
+        )
         np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE, err_msg=f"neuron {neuron}")
 
 
@@ -51,6 +70,21 @@ tied = st.sampled_from([-2.0, -1.0, -0.0, 0.0, 0.5, 1.0, 3.0])
 @given(samples(finite))
 def test_random_samples_match_scipy(pair):
     assert_matches_scipy(*pair)
+
+
+@settings(max_examples=60, deadline=None)
+@given(samples(finite), st.sampled_from([0.004, 0.01, 0.3, 1.0]))
+def test_the_share_rule_at_any_q_matches_scipy(pair, q):
+    assert_matches_scipy(*pair, q=q)
+
+
+def test_the_paper_statistics_do_not_depend_on_q():
+    rng = np.random.default_rng(4)
+    border, centre = rng.normal(size=(3, 30)).astype(np.float32), rng.normal(size=(3, 400)).astype(np.float32)
+    a, b = border_ks(border, centre), border_ks(border, centre, 0.05)
+    assert a.ks_plus_q is None and a.n_q == 0 and b.n_q == 20
+    for name in ("ks", "ks_plus", "ks_minus"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes()  # bit for bit
 
 
 @settings(max_examples=200, deadline=None)

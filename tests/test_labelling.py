@@ -71,7 +71,8 @@ def test_labels_are_one_row_per_neuron_in_depth_order(tmp_path):
     assert labels.columns == [
         "layer", "layer_index", "neuron",
         *[f"{kind}_{b}" for kind in ("ks", "edge", "pan") for b in BORDERS],
-        "is_edge_detector", "is_pan", "pan_type", "theta", "layer_padding",
+        "is_edge_detector", "is_pan", "pan_type", "theta",
+        "strength", "strength_lo", "strength_hi", "confidence", "layer_padding",
     ]  # fmt: skip
     assert labels["neuron"].to_list() == [0, 1, 2] and labels["pan_type"].to_list() == ["", "T", ""]
     assert read_labels(tmp_path / "pans.parquet").equals(labels)

@@ -25,9 +25,15 @@ def test_a_neuron_aware_at_distance_one_only_is_found_there_only():
     table = pl.from_arrow(reach_maps(layer_maps("reach"), "reach", 2, max_distance=3))
     found = aware(table, 0.5).filter("aware")
     assert found.select("neuron", "distance", "borders").rows() == [(0, 1, "T")]
+    assert aware(table, 0.5, "share").filter("aware").select("neuron", "distance", "borders").rows() == [
+        (0, 1, "T")
+    ]
     counts = reach_counts({"m": table}, {"m": []}, 0.5)
-    assert counts.filter(pl.col("distance") == 1).select("padding_aware", "not_pan_at_0").row(0) == (1, 1)
-    assert counts.filter(pl.col("distance") == 0)["padding_aware"].item() == 0
+    assert counts["rule"].unique(maintain_order=True).to_list() == ["paper", "share"]
+    for rule in ("paper", "share"):
+        at = counts.filter(rule=rule)
+        assert at.filter(pl.col("distance") == 1).select("padding_aware", "not_pan_at_0").row(0) == (1, 1)
+        assert at.filter(pl.col("distance") == 0)["padding_aware"].item() == 0
 
 
 def test_the_downstream_pan_is_aware_at_distance_zero_only():

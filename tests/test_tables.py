@@ -13,8 +13,8 @@ from pan.core.scoring import score_maps
 from pan.core.tables import table1, table2, write_table1, write_table2
 
 KS_COLUMNS = ("ks_T", "ks_B", "ks_L", "ks_R")
-TABLE1 = ["model", "layer_index", "layer", "neurons", "pans", "pan_pct", "edge_detectors"]
-TABLE2 = ["model", *PAN_TYPES, "pans", "edge_detectors", "neurons", "pan_pct"]
+TABLE1 = ["model", "rule", "layer_index", "layer", "neurons", "pans", "pan_pct", "edge_detectors"]
+TABLE2 = ["model", "rule", *PAN_TYPES, "pans", "edge_detectors", "neurons", "pan_pct"]
 SCOREABLE = ["scoreable_neurons", "pan_pct_scoreable"]
 
 
@@ -42,19 +42,46 @@ def test_table1_counts_per_layer_with_the_share_rounded_down():
     table = table1({"a": MODEL_A, "b": MODEL_B})
     assert table.columns == [*TABLE1, *SCOREABLE]
     assert table.rows() == [
-        ("a", 0, "c1", 5, 3, 60, 4, 5, 60),
-        ("a", 1, "c2", 4, 1, 25, 1, 4, 25),
-        ("b", 0, "conv", 3, 0, 0, 0, 3, 0),
+        ("a", "paper", 0, "c1", 5, 3, 60, 4, 5, 60),
+        ("a", "paper", 1, "c2", 4, 1, 25, 1, 4, 25),
+        ("b", "paper", 0, "conv", 3, 0, 0, 0, 3, 0),
     ]
 
 
 def test_table2_counts_each_type_in_the_papers_order():
     table = table2({"a": MODEL_A, "b": MODEL_B})
-    assert table.columns == [*TABLE2, *SCOREABLE]
+    assert table.columns == [*TABLE2, *SCOREABLE, "borderline"]
+    assert table["rule"].to_list() == ["paper", "paper"] and table["borderline"].to_list() == [None, None]
     a = table.row(0, named=True)
     assert {t: a[t] for t in PAN_TYPES if a[t]} == {"T": 2, "TB": 1, "LR": 1}
     assert (a["pans"], a["edge_detectors"], a["neurons"], a["pan_pct"]) == (4, 5, 9, round(400 / 9, 2))
     assert table.row(1, named=True)["pan_pct"] == 0.0
+
+
+def with_share_rule(frame: pl.DataFrame, types: list[str], confidence: list[str]) -> pl.DataFrame:
+    """``frame`` with share-rule labels ``types`` and paper/share confidences."""
+    return frame.with_columns(
+        pan_type_share=pl.Series(types),
+        is_pan_share=pl.Series([bool(t) for t in types]),
+        confidence=pl.Series(confidence),
+        confidence_share=pl.Series(["confident"] * len(types)),
+    )
+
+
+def test_tables_report_both_rules_and_the_borderline_labels():
+    a = with_share_rule(
+        MODEL_A,
+        ["T", "", "", "", "", "", "", "", "L"],
+        ["confident", "borderline", "borderline", *["confident"] * 6],
+    )
+    two = table2({"a": a})
+    assert two.select("rule", "pans", "T", "L", "TB", "borderline").rows() == [
+        ("paper", 4, 2, 0, 1, 2),
+        ("share", 2, 1, 1, 0, 0),
+    ]
+    assert two["edge_detectors"].to_list() == [5, 5]  # KS > theta alone: the same under both rules
+    one = table1({"a": a})
+    assert one.filter(rule="share").select("layer", "pans").rows() == [("c1", 1), ("c2", 1)]
 
 
 def test_tables_name_models_by_the_mapping_not_the_file_name(tmp_path):
@@ -62,7 +89,7 @@ def test_tables_name_models_by_the_mapping_not_the_file_name(tmp_path):
     write_table1({"mine": tmp_path / "whatever.parquet"}, tmp_path / "t1.csv")
     write_table2({"mine": tmp_path / "whatever.parquet"}, tmp_path / "t2.csv")
     assert pl.read_csv(tmp_path / "t1.csv")["model"].unique().to_list() == ["mine"]
-    assert pl.read_csv(tmp_path / "t2.csv")["model"].to_list() == ["mine"]
+    assert pl.read_csv(tmp_path / "t2.csv")["model"].to_list() == ["mine"]  # one rule: paper
 
 
 def test_tables_count_scoreable_neurons_and_the_pan_share_of_them(tmp_path, caplog):

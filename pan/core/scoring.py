@@ -3,7 +3,7 @@
 ``results/ks/{model}/{layer}.parquet`` has the columns of :data:`KS_SCHEMA`, one row per
 neuron and border: the paper rule's statistics, the share rule's (``ks_plus_q, ks_minus_q``
 against ``n_q`` centre values, :func:`pan.core.ks.share_size`), the image-bootstrap intervals of
-both rules' strengths (:mod:`pan.core.bootstrap`; NaN when not asked for), and ``layer_padding``
+both rules' strengths (:mod:`pan.core.bootstrap`; null when not asked for), and ``layer_padding``
 (what the layer's conv pads with: ``zeros``, ``none``, ``reflect``, ...; see
 :func:`pan.capture.padding.layer_padding`); :func:`read_ks_tables` reads a model's layers back as one
 table.
@@ -121,7 +121,7 @@ def score_maps(
     q: float = DEFAULT_SHARE,
 ) -> pa.Table:
     """KS, KS+ and KS- of every neuron and border of ``maps`` ``(images, neurons, H, W)``, and
-    the share rule's at share ``q`` (the interval columns NaN: see :func:`score_layer`).
+    the share rule's at share ``q`` (the interval columns null: see :func:`score_layer`).
 
     ``device``: ``"cpu"`` (numpy, ``threads`` threads, default :func:`default_threads`),
     ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (:mod:`pan.ks_torch`, neurons chunked to fit
@@ -180,15 +180,18 @@ def _table(chunks: list[tuple[int, list[BorderKS]]], layer: str, layer_index: in
             columns["ks_plus_q"].append(result.ks_plus_q)
             columns["ks_minus_q"].append(result.ks_minus_q)
             columns["n_q"].append(np.full(size, result.n_q, dtype=np.int64))
-            for name in _INTERVALS:
-                columns[name].append(np.full(size, np.nan))
     arrays = {name: np.concatenate(parts) for name, parts in columns.items() if parts}
     rows = len(arrays["neuron"])
     arrays["layer"] = np.full(rows, layer, dtype=object)
     arrays["layer_index"] = np.full(rows, layer_index, dtype=np.int32)
     order = np.lexsort((np.concatenate(border_rank), arrays["neuron"]))  # neuron, then T B L R
     return pa.table(
-        {name: pa.array(arrays[name][order], type=KS_SCHEMA.field(name).type) for name in KS_SCHEMA.names}
+        {
+            name: pa.array(arrays[name][order], type=KS_SCHEMA.field(name).type)
+            if name not in _INTERVALS
+            else pa.nulls(rows, pa.float64())  # filled by the bootstrap pass, when asked for
+            for name in KS_SCHEMA.names
+        }
     )
 
 

@@ -1,4 +1,4 @@
-from pan.interior import write_interior_null
+from pan.core.interior import write_interior_null
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):
