@@ -16,6 +16,7 @@ from pan.capture.inference import DEFAULT_MICRO_BATCH
 from pan.core.labelling import DEFAULT_THETA
 from pan.trust.controls import CONDITIONS
 from pan.workflow.config import (
+    BootstrapSettings,
     ConfigError,
     ControlSettings,
     FigureSettings,
@@ -23,6 +24,7 @@ from pan.workflow.config import (
     OutputSettings,
     ReachSettings,
     Settings,
+    ShareSettings,
     StabilitySettings,
     load_settings,
     reject_unknown_keys,
@@ -99,6 +101,8 @@ def test_the_schema_states_no_defaults_and_the_same_keys_and_sources_as_the_sett
     assert set(SCHEMA["properties"]["reach"]["properties"]) == {f.name for f in fields(ReachSettings)}
     assert set(SCHEMA["properties"]["injection"]["properties"]) == {f.name for f in fields(InjectionSettings)}
     assert set(SCHEMA["properties"]["outputs"]["properties"]) == {f.name for f in fields(OutputSettings)}
+    assert set(SCHEMA["properties"]["share"]["properties"]) == {f.name for f in fields(ShareSettings)}
+    assert set(SCHEMA["properties"]["bootstrap"]["properties"]) == {f.name for f in fields(BootstrapSettings)}
 
 
 def test_the_configuration_page_states_the_defaults_of_the_settings():
@@ -115,6 +119,9 @@ def test_the_configuration_page_states_the_defaults_of_the_settings():
         "controls.seed": defaults.controls.seed,
         "stability.draws": defaults.stability.draws,
         "reach.max_distance": defaults.reach.max_distance,
+        "share.q": defaults.share.q,
+        "bootstrap.replicates": defaults.bootstrap.replicates,
+        "bootstrap.seed": defaults.bootstrap.seed,
         "injection.count": defaults.injection.count,
     }.items():
         assert f"| `{key}` | {value} |" in readme, key

@@ -173,6 +173,7 @@ def test_planted_pans_survive_training_and_vanish_under_reflect(trust_run):
     assert table.columns == [
         "model",
         "condition",
+        "rule",
         *PAN_TYPES,
         "pans",
         "edge_detectors",
@@ -180,9 +181,11 @@ def test_planted_pans_survive_training_and_vanish_under_reflect(trust_run):
         "pan_pct",
         "scoreable_neurons",
         "pan_pct_scoreable",
+        "borderline",
         "note",
     ]
-    assert table["condition"].to_list() == ["trained", "reflect", "random_init"]
+    assert table["condition"].to_list() == ["trained"] * 2 + ["reflect"] * 2 + ["random_init"] * 2
+    assert table["rule"].to_list() == ["paper", "share"] * 3
     trained = pl.read_csv(trust_run / "results/tables/table2.csv")
     assert table.row(0)[2:-1] == trained.row(0)[1:]
     got = {}
@@ -191,7 +194,8 @@ def test_planted_pans_survive_training_and_vanish_under_reflect(trust_run):
         got[condition] = set(frame.select("layer", "neuron").iter_rows())
     assert got["trained"] == PLANTED
     assert not got["reflect"]  # asymmetric.1's ZeroPad2d is reflected too (pan.capture.padding)
-    assert all(n > 0 for n in table["neurons"]) and table["note"].fill_null("").to_list() == ["", "", ""]
+    assert all(n > 0 for n in table["neurons"]) and table["note"].fill_null("").to_list() == [""] * 6
+    assert table.filter(condition="reflect")["pans"].to_list() == [0, 0]  # under both rules
 
 
 @pytest.mark.workflow
@@ -203,9 +207,11 @@ def test_planted_pans_are_pans_in_every_draw_and_blind_neurons_in_none(trust_run
     assert table.filter("pan_in_main_batch").height == len(PLANTED)
     modal = {(r["layer"], r["neuron"]): r["modal_type"] for r in table.iter_rows(named=True)}
     assert modal == EXPECTED_TYPES
-    summary = pl.read_csv(trust_run / "results/tables/stability.csv").row(0, named=True)
-    assert summary["draws"] == 3 and summary["jaccard_mean"] == 1.0
-    assert summary["pans_every_draw"] == summary["pans_any_draw"] == len(PLANTED)
+    summaries = pl.read_csv(trust_run / "results/tables/stability.csv")
+    assert summaries["rule"].to_list() == ["paper", "share"]
+    for summary in summaries.iter_rows(named=True):
+        assert summary["draws"] == 3 and summary["jaccard_mean"] == 1.0
+        assert summary["pans_every_draw"] == summary["pans_any_draw"] == len(PLANTED)
     assert not list((trust_run / "results/stability").glob("draw*/activations/*"))  # temp dumps gone
     for figure in ("controls_depth", "stability_histogram"):
         assert (trust_run / f"results/figures/tiny/{figure}.png").stat().st_size > 0

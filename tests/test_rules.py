@@ -3,6 +3,8 @@ and confident bootstrap intervals; the interior null's table by hand."""
 
 from __future__ import annotations
 
+import shutil
+
 import beyond_net
 import numpy as np
 import polars as pl
@@ -16,6 +18,7 @@ from pan.core.interior import interior_ks, interior_lines, interior_null
 from pan.core.ks import SortedSamples
 from pan.core.labelling import label_pans, rule_view
 from pan.core.scoring import read_ks_tables, score_dump
+from pan.workflow.run import run_workflow
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 TINY_TRANSFORM = eval_transform(32, 32, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
@@ -81,3 +84,15 @@ def test_an_interior_line_is_scored_against_the_rest_of_the_centre():
         assert row.ks[neuron] == pytest.approx(expected, abs=1e-12)
         assert row.n_border == 5 * 7 and row.n_centre == 5 * 6 * 7 - 5 * 7
     assert row.ks[1] > 0.8 and row.ks_plus_q[1] > 0.5 and column.ks[1] < 0.5
+
+
+@pytest.mark.workflow
+def test_the_rule_comparison_target_writes_the_null_table_and_figures(tiny_run, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    run_workflow(workdir, "rule_comparison")
+    table = pl.read_csv(workdir / "results/tables/interior_null.csv")
+    assert set(table["rule"]) == {"paper", "share"} and {30, 32} <= set(table["height"])
+    assert table["fp_neurons"].sum() == 0 and (table["fp_high_pct"] > 0).all()
+    for figure in ("share_kept", "interior_null"):
+        assert (workdir / f"results/figures/rules/{figure}.png").stat().st_size > 0

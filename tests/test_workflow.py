@@ -39,25 +39,23 @@ def test_every_planted_neuron_gets_its_expected_label(tiny_run):
 def test_tables_count_the_planted_types(tiny_run):
     table2 = pl.read_csv(tiny_run / "results/tables/table2.csv")
     assert table2.columns == [
-        "model",
-        *PAN_TYPES,
-        "pans",
-        "edge_detectors",
-        "neurons",
-        "pan_pct",
-        "scoreable_neurons",
-        "pan_pct_scoreable",
-    ]
-    row = table2.row(0, named=True)
+        "model", "rule", *PAN_TYPES, "pans", "edge_detectors", "neurons", "pan_pct",
+        "scoreable_neurons", "pan_pct_scoreable", "borderline",
+    ]  # fmt: skip
+    assert table2["rule"].to_list() == ["paper", "share"]
     expected = {t: sum(kind == t for kind in EXPECTED_TYPES.values()) for t in PAN_TYPES}
-    assert {t: row[t] for t in PAN_TYPES} == expected
-    assert row["pans"] == 10 and row["neurons"] == 17 and row["pan_pct"] == round(1000 / 17, 2)
+    for row in table2.iter_rows(named=True):  # both rules find exactly the planted PANs
+        assert {t: row[t] for t in PAN_TYPES} == expected
+        assert row["pans"] == 10 and row["neurons"] == 17 and row["pan_pct"] == round(1000 / 17, 2)
+        assert row["borderline"] == 0  # every label's bootstrap interval lies on its side of theta
     table1 = pl.read_csv(tiny_run / "results/tables/table1.csv")
-    assert table1.select("layer", "neurons", "pans", "pan_pct", "edge_detectors").rows() == [
-        ("conv1", 12, 8, 66, 9),
-        ("valid", 2, 0, 0, 0),
-        ("asymmetric.1", 3, 2, 66, 2),
-    ]
+    for rule in ("paper", "share"):
+        columns = ("layer", "neurons", "pans", "pan_pct", "edge_detectors")
+        assert table1.filter(rule=rule).select(columns).rows() == [
+            ("conv1", 12, 8, 66, 9),
+            ("valid", 2, 0, 0, 0),
+            ("asymmetric.1", 3, 2, 66, 2),
+        ]
 
 
 def test_changing_theta_reruns_only_labelling_and_tables(tiny_run):

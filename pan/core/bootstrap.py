@@ -92,10 +92,18 @@ def sorted_with_images(values: np.ndarray, images: int) -> tuple[SortedSamples, 
     return samples, (combined & ((1 << shift) - 1)).astype(np.intp)
 
 
-def _at(cumulative: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """Cumulative weights before ``positions`` (0 at position 0), row by row."""
-    taken = np.take_along_axis(cumulative, np.maximum(positions - 1, 0), axis=1)
-    return np.where(positions > 0, taken, 0)
+def _truncated(at: np.ndarray, below: np.ndarray, le: np.ndarray, lt: np.ndarray, n1: int, n2: int, m: int):
+    """KS+ and KS- against the top and bottom ``m`` of a weighted centre, from the weighted
+    counts (integers: the border's ``at``/``below`` out of ``n1``, the centre's ``le``/``lt``
+    out of ``n2``). As in :func:`pan.core.ks.cdf_statistics`, only the columns where the
+    truncated centre's CDF can exceed 0 (KS+) or fall short of 1 (KS-) are looked at: each
+    row's counts rise, so those are a suffix and a prefix found from the column extremes."""
+    cut = n2 - m
+    start = int(np.searchsorted(lt.max(axis=0), cut, side="right"))
+    plus = (np.maximum(lt[:, start:] - cut, 0) * n1 - below[:, start:] * m).max(axis=1, initial=0)
+    stop = int(np.searchsorted(le.min(axis=0), m, side="left"))
+    minus = (at[:, :stop] * m - np.minimum(le[:, :stop], m) * n1).max(axis=1, initial=0)
+    return plus / (m * n1), minus / (m * n1)
 
 
 def replicate_strengths(
@@ -108,23 +116,28 @@ def replicate_strengths(
 
     ``centre_images``: the image of each sorted centre value; ``borders``: per border the image
     of each sorted border value and the centre counts ``<=`` and ``<`` each (positions in the
-    sorted centre); ``weights``: :func:`resample_weights`.
+    sorted centre); ``weights``: :func:`resample_weights`. Counts stay integers (int64) and
+    each statistic is one division, so no rounding enters before it.
     """
     neurons, n2 = centre_images.shape
     out = np.empty((len(weights), 2, len(borders), neurons))
-    cumulative = np.empty((neurons, n2), dtype=np.int32)
+    cumulative = np.zeros((neurons, n2 + 1), dtype=np.int64)  # column 0: nothing below position 0
+    ties = [not np.array_equal(le, lt) for _, le, lt in borders]
     for r, weight in enumerate(weights):
-        np.cumsum(weight[centre_images], axis=1, out=cumulative)
+        weight = weight.astype(np.int64)
+        np.cumsum(weight[centre_images], axis=1, out=cumulative[:, 1:])
         for b, (border_images, le, lt) in enumerate(borders):
             n1 = border_images.shape[1]
             own = weight[border_images]
-            at = np.cumsum(own, axis=1) / n1  # the border's CDF at each sorted value
-            below = at - own / n1  # and just below it
-            le_w, lt_w = _at(cumulative, le), _at(cumulative, lt)
-            ks = np.maximum((at - le_w / n2).max(axis=1), np.clip((lt_w / n2 - below).max(axis=1), 0, 1))
+            at = np.cumsum(own, axis=1)  # border values <= each sorted value (up to ties, see pan.core.ks)
+            below = at - own
+            lt_w = np.take_along_axis(cumulative, lt, axis=1)
+            le_w = np.take_along_axis(cumulative, le, axis=1) if ties[b] else lt_w
+            largest = (at * n2 - le_w * n1).max(axis=1)
+            smallest = (lt_w * n1 - below * n2).max(axis=1)
+            ks = np.maximum(np.maximum(largest, smallest), 0) / (n1 * n2)
             for i, m in enumerate((min(n1, n2), share_size(n2, q))):
-                plus = np.clip((np.maximum(lt_w - (n2 - m), 0) / m - below).max(axis=1), 0, 1)
-                minus = np.maximum((at - np.minimum(le_w, m) / m).max(axis=1), 0)
+                plus, minus = _truncated(at, below, le_w, lt_w, n1, n2, m)
                 out[r, i, b] = np.minimum(ks, np.maximum(plus, minus))
     return out
 
