@@ -31,7 +31,7 @@ import polars as pl
 import pyarrow as pa
 
 from pan.core.ks import BorderKS, SortedSamples, _counts, cdf_statistics, nan_result
-from pan.core.labelling import DEFAULT_THETA, RULES, check_theta, rule_expr
+from pan.core.labelling import DEFAULT_THETA, RULES, check_theta, rule_expr, strength_expr
 
 __all__ = [
     "INTERIOR_LINES",
@@ -133,7 +133,7 @@ def _wilson(hits: pl.Expr, total: pl.Expr, sign: float) -> pl.Expr:
     p = hits / total
     centre = p + z * z / (2 * total)
     half = z * ((p * (1 - p) / total + z * z / (4 * total * total)).sqrt())
-    return 100 * (centre + sign * half) / (1 + z * z / total)
+    return (100 * (centre + sign * half) / (1 + z * z / total)).clip(0, 100)
 
 
 def interior_null(
@@ -146,7 +146,9 @@ def interior_null(
     Columns: ``model, height, width, rule, layers, neurons, fp_neurons`` (neurons that pass
     the rule on at least one interior line), ``fp_pct`` (their share, %), ``fp_low_pct``,
     ``fp_high_pct`` (95 % Wilson interval, neurons taken as independent), ``fp_line_pct``
-    (share of single lines that pass: the rate per border test) and, given the models' labels,
+    (share of single lines that pass: the rate per border test), ``max_strength`` (the largest
+    strength ``min(KS, max(KS+, KS-))`` of any interior line: how far the null stays below
+    theta) and, given the models' labels,
     ``border_pans`` and ``border_pan_pct``: the neurons of those layers that the rule calls
     PANs at their real borders, for comparison.
     """
@@ -155,9 +157,14 @@ def interior_null(
     for model, rows in interior.items():
         for rule in RULES:
             per_neuron = (
-                rows.with_columns(passes=rule_expr(rule, theta))
+                rows.with_columns(passes=rule_expr(rule, theta), strength=strength_expr(rule))
                 .group_by("layer_index", "neuron", "height", "width")
-                .agg(passes=pl.col("passes").any(), lines=pl.len(), line_hits=pl.col("passes").sum())
+                .agg(
+                    passes=pl.col("passes").any(),
+                    lines=pl.len(),
+                    line_hits=pl.col("passes").sum(),
+                    strength=pl.col("strength").max(),
+                )
             )
             summary = per_neuron.group_by("height", "width").agg(
                 layers=pl.col("layer_index").n_unique(),
@@ -165,6 +172,7 @@ def interior_null(
                 fp_neurons=pl.col("passes").sum(),
                 line_hits=pl.col("line_hits").sum(),
                 lines=pl.col("lines").sum(),
+                max_strength=pl.col("strength").max(),
             )
             if labels is not None:
                 sizes = rows.select("layer_index", "height", "width").unique()
@@ -180,13 +188,13 @@ def interior_null(
         fp_line_pct=100 * pl.col("line_hits") / pl.col("lines"),
     )
     columns = ["model", "height", "width", "rule", "layers", "neurons", "fp_neurons"]
-    columns += ["fp_pct", "fp_low_pct", "fp_high_pct", "fp_line_pct"]
+    columns += ["fp_pct", "fp_low_pct", "fp_high_pct", "fp_line_pct", "max_strength"]
     if labels is not None:
         table = table.with_columns(border_pan_pct=100 * pl.col("border_pans") / pl.col("neurons"))
         columns += ["border_pans", "border_pan_pct"]
     order = {rule: i for i, rule in enumerate(RULES)}
     return (
-        table.with_columns(pl.col(c).round(3) for c in columns if c.endswith("_pct"))
+        table.with_columns(pl.col(c).round(3) for c in columns if c.endswith("_pct") or c == "max_strength")
         .with_columns(rank=pl.col("rule").replace_strict(order))
         .sort(
             pl.col("model").replace_strict({m: i for i, m in enumerate(interior)}), "height", "width", "rank"

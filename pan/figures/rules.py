@@ -48,7 +48,7 @@ def share_kept_chart(rows: pl.DataFrame) -> alt.Chart:
         alt.Chart(rows)
         .mark_line(point=True)
         .encode(
-            x=alt.X("height:Q", title="map height (pixels)", scale=alt.Scale(type="log")),
+            x=alt.X("height:Q", title="map height (pixels)", scale=alt.Scale(type="log", nice=False, padding=10)),
             y=alt.Y("kept_pct:Q", title="% of the centre KS+/KS- compare with", scale=alt.Scale(type="log")),
             color=alt.Color(
                 "rule:N", scale=alt.Scale(domain=list(RULES), range=[RULE_COLOURS[r] for r in RULES])
@@ -87,6 +87,7 @@ def interior_null_chart(table: pl.DataFrame) -> alt.Chart:
         alt.layer(bars, null, border)
         .properties(width=260, height=220)
         .facet(column=alt.Column("model:N", title=None))
+        .resolve_scale(x="independent")
         .properties(
             title=alt.Title(
                 "Interior-line null: neurons a rule calls PAN on lines far from every border",
