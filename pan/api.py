@@ -22,6 +22,7 @@ from pan.capture.activations import dump_module_activations
 from pan.capture.images import ImageRecord, ImageSpec, check_batch, image_records, rgb_image
 from pan.capture.inference import DEFAULT_MICRO_BATCH
 from pan.capture.models import IMAGENET_MEAN, IMAGENET_STD, eval_transform
+from pan.core.bootstrap import DEFAULT_BOOTSTRAP_SEED, DEFAULT_REPLICATES
 from pan.core.labelling import DEFAULT_THETA, check_theta, label_pan_files
 from pan.core.scoring import score_layer
 
@@ -43,7 +44,9 @@ def find_pans(
 ) -> pl.DataFrame:
     """Label every neuron of ``model``'s analysed convs: one row per neuron, the columns of
     ``results/pans/{model}.parquet`` (``layer, layer_index, neuron, ks_T..ks_R, edge_T..edge_R,
-    pan_T..pan_R, is_edge_detector, is_pan, pan_type, theta``).
+    pan_T..pan_R, is_edge_detector, is_pan, pan_type, theta``, each rule's strength with its
+    image-bootstrap interval and ``confident``/``borderline``, the share rule's columns with a
+    ``_share`` suffix; see docs/trust.md), with the workflow's default share and bootstrap.
 
     ``images`` is a preprocessed tensor batch (used as is), or PIL images or a folder of image
     files (flat or one folder per class), which ``transform`` turns into the model's input
@@ -92,7 +95,9 @@ def find_pans(
         )
         ks_files = [ks_dir / dump.file for dump in dumps]
         for dump, ks_file in zip(dumps, ks_files, strict=True):
-            score_layer(dump_dir / dump.file, ks_file)
+            score_layer(
+                dump_dir / dump.file, ks_file, replicates=DEFAULT_REPLICATES, seed=DEFAULT_BOOTSTRAP_SEED
+            )
         return label_pan_files(ks_files, root / "pans.parquet", theta)
 
 
