@@ -48,7 +48,9 @@ def share_kept_chart(rows: pl.DataFrame) -> alt.Chart:
         alt.Chart(rows)
         .mark_line(point=True)
         .encode(
-            x=alt.X("height:Q", title="map height (pixels)", scale=alt.Scale(type="log", nice=False, padding=10)),
+            x=alt.X(
+                "height:Q", title="map height (pixels)", scale=alt.Scale(type="log", nice=False, padding=10)
+            ),
             y=alt.Y("kept_pct:Q", title="% of the centre KS+/KS- compare with", scale=alt.Scale(type="log")),
             color=alt.Color(
                 "rule:N", scale=alt.Scale(domain=list(RULES), range=[RULE_COLOURS[r] for r in RULES])
