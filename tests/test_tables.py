@@ -105,14 +105,15 @@ def test_tables_count_scoreable_neurons_and_the_pan_share_of_them(tmp_path, capl
     with caplog.at_level("WARNING"):
         t1 = write_table1({"tiny": tmp_path / "tiny.parquet"}, tmp_path / "t1.csv")
         t2 = write_table2({"tiny": tmp_path / "tiny.parquet"}, tmp_path / "t2.csv")
-    assert t1.select("layer", "neurons", "pans", "pan_pct", *SCOREABLE).rows() == [
-        ("early", 4, 1, 25, 4, 25),
-        ("late", 6, 0, 0, 0, None),
-    ]
+    for rule in ("paper", "share"):  # the +8 top row is a PAN under both rules
+        assert t1.filter(rule=rule).select("layer", "neurons", "pans", "pan_pct", *SCOREABLE).rows() == [
+            ("early", 4, 1, 25, 4, 25),
+            ("late", 6, 0, 0, 0, None),
+        ]
     row = t2.row(0, named=True)
     assert (row["neurons"], row["pans"], row["pan_pct"]) == (10, 1, 10.0)
     assert (row["scoreable_neurons"], row["pan_pct_scoreable"]) == (4, 25.0)
-    assert pl.read_csv(tmp_path / "t2.csv").columns[-2:] == SCOREABLE
+    assert pl.read_csv(tmp_path / "t2.csv").columns[-3:] == [*SCOREABLE, "borderline"]
     assert "model tiny, layer late: 6 of 6 neurons not scoreable" in caplog.text
     assert "layer early" not in caplog.text
 
