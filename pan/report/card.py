@@ -172,7 +172,10 @@ def _section(name: str, model: str, path: str | Path | None) -> dict:
         frame = frame.filter(pl.col("model") == model)
     if frame.is_empty():
         return out | {"status": "no rows"}
-    out |= {"status": "ok", "headline": _HEADLINES[name](frame)}
+    # Tables with a ``rule`` column (pan.core.labelling.RULES) head with the paper rule's row;
+    # ``rows`` keep both rules.
+    paper = frame.filter(pl.col("rule") == "paper") if "rule" in frame.columns else frame
+    out |= {"status": "ok", "headline": _HEADLINES[name](paper if not paper.is_empty() else frame)}
     if name not in _NO_ROWS:
         out["rows"] = _rows(frame)
     return out
