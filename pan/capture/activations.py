@@ -39,7 +39,7 @@ from pan.core.dumps import (
 )
 from pan.logs import image_progress
 
-__all__ = ["check_single_calls", "dump_activations", "dump_module_activations"]
+__all__ = ["check_single_calls", "dump_activations", "dump_module_activations", "record_maps"]
 
 
 def check_single_calls(model: str, calls: Mapping[str, int]) -> None:
@@ -180,3 +180,48 @@ def dump_module_activations(
     dumps = [writers.dumps[layer.name] for layer in layers if layer.name in writers.dumps]
     write_manifest(out_dir, name, dumps, records)
     return dumps
+
+
+def record_maps(
+    net: nn.Module,
+    batches: Sequence[torch.Tensor],
+    layers: Sequence[AnalysedLayer],
+    name: str,
+    device: str = "auto",
+    progress: TextIO | None = None,
+) -> dict[str, Any]:
+    """The maps of ``layers`` over preprocessed ``batches``, held in memory: layer name ->
+    float32 array ``(images, neurons, H, W)``, in ``layers``' order, the same values
+    :func:`dump_module_activations` writes (one forward pass per batch, hooks that copy).
+
+    For runs whose dump nobody reads again (controls, draws): scoring these arrays skips a
+    Parquet write and read of the whole dump. Memory holds every map of ``layers``: pass a
+    subset (:func:`pan.workflow.resources.map_groups`) to stay within a budget."""
+    import numpy as np
+
+    target = pick_device(device)
+    net = net.to(target).eval()
+    images = sum(len(batch) for batch in batches)
+    maps: dict[str, np.ndarray] = {}
+    calls: Counter[str] = Counter()
+    first = 0
+
+    def sink(layer: AnalysedLayer, values: torch.Tensor) -> None:
+        calls[layer.name] += 1
+        if calls[layer.name] == 1:  # a second call is refused after the pass
+            if layer.name not in maps:
+                maps[layer.name] = np.empty((images, *values.shape[1:]), dtype=np.float32)
+            # Copied now: the model may change its conv's output in place after the hook (ReLU).
+            maps[layer.name][first : first + len(values)] = values.to("cpu", torch.float32).numpy()
+
+    bar = image_progress(images, f"activations {name}", progress)
+    on_gpu = target.type == "cuda"
+    with torch.inference_mode(), full_float32(), recording(layers, sink):
+        for batch in batches:
+            calls.clear()
+            net(batch.to(target, non_blocking=on_gpu))
+            check_single_calls(name, calls)
+            first += len(batch)
+            bar.update(len(batch))
+    bar.close()
+    return {layer.name: maps[layer.name] for layer in layers if layer.name in maps}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -40,6 +40,7 @@ __all__ = [
     "resolve_device",
     "score_dump",
     "score_layer",
+    "score_layer_maps",
     "score_maps",
 ]
 
@@ -204,8 +205,22 @@ def score_layer(
 ) -> pa.Table:
     """Score one layer dump (see :mod:`pan.capture.activations`) and write its KS table to ``out``
     (arguments after ``out`` as in :func:`score_maps`)."""
-    meta = read_dump_metadata(dump)
-    maps = read_feature_maps(dump)
+    return score_layer_maps(
+        read_feature_maps(dump), read_dump_metadata(dump), out, device, threads, memory_bytes
+    )
+
+
+def score_layer_maps(
+    maps: np.ndarray,
+    meta: Mapping[str, str],
+    out: str | Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    memory_bytes: int | None = None,
+) -> pa.Table:
+    """Score one layer's ``maps`` ``(images, neurons, H, W)`` and write its KS table to ``out``:
+    what :func:`score_layer` does after reading a dump, for maps held in memory. ``meta``:
+    ``layer``, ``layer_index`` and ``padding`` (as a dump's metadata)."""
     check_finite(maps, meta["layer"])
     table = score_maps(
         maps,

@@ -1,7 +1,0 @@
-from pan.core.scoring import score_dump
-from pan.logs import log_to
-
-with log_to(snakemake.log[0]):
-    score_dump(
-        snakemake.input.dump, snakemake.output[0], device=snakemake.params.device, threads=snakemake.threads
-    )
