@@ -143,9 +143,9 @@ def dump_run(
     progress: TextIO | None = None,
 ) -> dict[str, Any]:
     """Dump the activations of ``spec`` under ``condition`` over ``images`` into ``out_dir``
-    (the format of :mod:`pan.core.dumps`) and write ``record`` (unless ``None``): a small JSON that outlives the dump
-    (``model, condition, seed, images, available, note``). An unavailable condition writes a
-    manifest without layers that says why, and no layer file."""
+    (the format of :mod:`pan.core.dumps`) and write ``record`` (unless ``None``): a small JSON
+    that outlives the dump (``model, condition, seed, images, available, note``). An
+    unavailable condition writes a manifest without layers that says why, and no layer file."""
     import sys
 
     from pan.capture.activations import dump_module_activations

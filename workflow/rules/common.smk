@@ -47,12 +47,12 @@ DUMPED_RUNS = {""}
 
 def run_condition(wildcards):
     """``(condition, draw)`` of the run wildcard; the main run is ``("trained", None)``."""
-    return parse_run(wildcards.run.rstrip("/")) if wildcards.run else ("trained", None)
+    return parse_run(wildcards.run[:-1]) if wildcards.run else ("trained", None)
 
 
 def run_images_of(wildcards):
     """The images the run of ``wildcards`` analyses."""
-    return run_images(SETTINGS.images, wildcards.run.rstrip("/")) if wildcards.run else SETTINGS.images
+    return run_images(SETTINGS.images, wildcards.run[:-1]) if wildcards.run else SETTINGS.images
 
 
 def run_seed(wildcards):
