@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from conftest import tiny_config, write_images
@@ -74,3 +76,31 @@ def test_map_groups_keep_depth_order_within_the_budget():
     assert map_groups(shapes, 1000, budget_mb=0.5) == [["a"], ["b"], ["c"], ["d"]]
     assert map_groups(shapes, 1000) == [["a", "b", "c", "d"]]
     assert in_memory_ks_mem_mb(shapes, 1000, budget_mb=2.5) < in_memory_ks_mem_mb(shapes, 1000)
+
+
+def test_one_reflect_pass_gives_every_card_the_maps_of_its_own_pass(tiny, tmp_path):
+    from pan.beyond.card_maps import read_card_maps, reflect_card_maps
+    from pan.beyond.neurons import neuron_card
+    from pan.beyond.selection import SlotNeuron
+
+    spec, images, _ = tiny
+    dump_run(spec, images, tmp_path / "dump", None, micro_batch=5, device="cpu")
+    neurons = [SlotNeuron("pan1", "asymmetric.1", 1, ""), SlotNeuron("pan2", "conv1", 3, "")]
+    reflect_card_maps(spec, images, neurons, tmp_path / "maps.npz", micro_batch=5, device="cpu")
+    for neuron in neurons:
+        alone = neuron_card(spec, images, tmp_path / "dump", neuron, [0], 5, "cpu", io.StringIO())
+        shared = neuron_card(
+            spec,
+            images,
+            tmp_path / "dump",
+            neuron,
+            [0],
+            5,
+            "cpu",
+            reflected=read_card_maps(tmp_path / "maps.npz", neuron.slot),
+        )
+        assert alone.reflect.shape == shared.reflect.shape
+        np.testing.assert_array_equal(alone.reflect.centre, shared.reflect.centre)
+        for border, values in alone.reflect.borders.items():
+            np.testing.assert_array_equal(values, shared.reflect.borders[border])
+        assert alone.reflect.stats == shared.reflect.stats

@@ -184,6 +184,16 @@ def pan_card_inputs(wildcards):
     return neuron_figure_inputs(wildcards)
 
 
+def card_reflect_inputs(wildcards):
+    """The shapes, and the selection where a model has ranked slots (the reflect pass of its cards)."""
+    from pan.beyond.selection import is_ranked_slot
+
+    inputs = {"shapes": reflect_shapes(wildcards)}
+    if any(is_ranked_slot(slot) for slot in SETTINGS.figures.slots(wildcards.model)):
+        inputs["selection"] = f"results/figures/{wildcards.model}/neurons.csv"
+    return inputs
+
+
 def neuron_figure_labels(wildcards, input):
     """Report labels of a neuron figure: which neuron, and why it was drawn."""
     from pan.beyond.selection import slot_neuron
