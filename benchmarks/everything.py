@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psutil
 
-from pan.workflow import job_peaks, workflow_command
+from pan.workflow.run import job_peaks, workflow_command
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = ["all", "figures", "table3", "trust", "beyond_paper", "take_away"]
