@@ -9,7 +9,7 @@ batch of every layer. The workflow (:func:`dump_activations`) and the Python API
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
@@ -184,44 +184,76 @@ def dump_module_activations(
 
 def record_maps(
     net: nn.Module,
-    batches: Sequence[torch.Tensor],
-    layers: Sequence[AnalysedLayer],
+    transform: Callable[[Any], torch.Tensor],
+    records: Sequence[ImageRecord],
     name: str,
+    groups: Sequence[Sequence[str]] | None = None,
+    micro_batch: int = DEFAULT_MICRO_BATCH,
     device: str = "auto",
     progress: TextIO | None = None,
-) -> dict[str, Any]:
-    """The maps of ``layers`` over preprocessed ``batches``, held in memory: layer name ->
-    float32 array ``(images, neurons, H, W)``, in ``layers``' order, the same values
-    :func:`dump_module_activations` writes (one forward pass per batch, hooks that copy).
+    layers: Sequence[AnalysedLayer] | None = None,
+) -> Iterator[tuple[AnalysedLayer, Any]]:
+    """``(layer, maps)`` of every analysed layer, in forward order, with the maps held in memory:
+    float32 arrays ``(images, neurons, H, W)``, the values :func:`dump_module_activations`
+    writes (same layers, indexes, checks and forward passes), for runs whose dump nobody reads
+    again (controls, draws): scoring them skips a Parquet write and read of the whole dump.
 
-    For runs whose dump nobody reads again (controls, draws): scoring these arrays skips a
-    Parquet write and read of the whole dump. Memory holds every map of ``layers``: pass a
-    subset (:func:`pan.workflow.resources.map_groups`) to stay within a budget."""
+    ``groups`` (layer names; default one group of every layer) are recorded one forward pass
+    each, over images decoded once, so memory holds one group's maps
+    (:func:`pan.workflow.resources.map_groups`); a group is yielded layer by layer, so a caller
+    that drops each array once scored frees it."""
     import numpy as np
 
     target = pick_device(device)
-    net = net.to(target).eval()
-    images = sum(len(batch) for batch in batches)
-    maps: dict[str, np.ndarray] = {}
-    calls: Counter[str] = Counter()
-    first = 0
-
-    def sink(layer: AnalysedLayer, values: torch.Tensor) -> None:
-        calls[layer.name] += 1
-        if calls[layer.name] == 1:  # a second call is refused after the pass
-            if layer.name not in maps:
-                maps[layer.name] = np.empty((images, *values.shape[1:]), dtype=np.float32)
-            # Copied now: the model may change its conv's output in place after the hook (ReLU).
-            maps[layer.name][first : first + len(values)] = values.to("cpu", torch.float32).numpy()
-
-    bar = image_progress(images, f"activations {name}", progress)
+    net = unwrapped(net)
+    layers = analysed_layers(net) if layers is None else list(layers)
+    if not layers:
+        raise ValueError(f"model {name!r} has no Conv2d layer with a kernel larger than 1x1")
+    check_layer_names(name, layers)
     on_gpu = target.type == "cuda"
-    with torch.inference_mode(), full_float32(), recording(layers, sink):
-        for batch in batches:
-            calls.clear()
-            net(batch.to(target, non_blocking=on_gpu))
-            check_single_calls(name, calls)
-            first += len(batch)
-            bar.update(len(batch))
-    bar.close()
-    return {layer.name: maps[layer.name] for layer in layers if layer.name in maps}
+    with ExitStack() as stack, torch.inference_mode(), full_float32():
+        stack.enter_context(borrowed(net, target))
+        dtype = input_dtype(net)
+        layers = in_forward_order(net, layers, first_input(name, records, transform).to(target, dtype), name)
+        batches = list(preprocessed_batches(records, transform, micro_batch))  # a few MB each
+        by_name = {layer.name: layer for layer in layers}
+        grouped = {n for group in groups or [] for n in group}
+        plan = [list(g) for g in groups or []] + [
+            [layer.name for layer in layers if layer.name not in grouped]
+        ]
+        for group in plan:
+            chosen = [by_name[n] for n in group if n in by_name]
+            if not chosen:
+                continue
+            maps: dict[str, np.ndarray] = {}
+            calls: Counter[str] = Counter()  # hook calls per layer in the current forward pass
+            rows: Counter[str] = Counter()  # images each layer has seen so far
+            at = {"first": 0, "batch": 0}
+
+            def sink(
+                layer: AnalysedLayer, values: torch.Tensor, maps=maps, calls=calls, rows=rows, at=at
+            ) -> None:
+                calls[layer.name] += 1
+                if calls[layer.name] == 1:  # a second call is refused after the pass
+                    check_whole_batch(name, layer.name, len(values), at["batch"])
+                    rows[layer.name] += len(values)
+                    if layer.name not in maps:
+                        maps[layer.name] = np.empty((len(records), *values.shape[1:]), dtype=np.float32)
+                    # Copied now: the model may change its conv's output in place (ReLU).
+                    first = at["first"]
+                    maps[layer.name][first : first + len(values)] = values.to("cpu", torch.float32).numpy()
+
+            bar = image_progress(len(records), f"activations {name} ({len(chosen)} layers)", progress)
+            with recording(chosen, sink):
+                for batch in batches:
+                    calls.clear()
+                    at["batch"] = len(batch)
+                    net(batch.to(target, dtype, non_blocking=on_gpu))
+                    check_single_calls(name, calls)
+                    at["first"] += len(batch)
+                    bar.update(len(batch))
+            bar.close()
+            check_every_image(name, rows, len(records))
+            for layer in chosen:
+                if layer.name in maps:
+                    yield layer, maps.pop(layer.name)

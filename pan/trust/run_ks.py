@@ -107,7 +107,7 @@ def _score_in_memory(
     progress,
 ) -> tuple[bool, str]:
     from pan.capture.activations import record_maps
-    from pan.capture.inference import DEFAULT_MICRO_BATCH, preprocessed_batches
+    from pan.capture.inference import DEFAULT_MICRO_BATCH
     from pan.capture.padding import layer_padding
     from pan.core.scoring import score_layer_maps
     from pan.trust.controls import control_model, recorded_layers
@@ -118,34 +118,37 @@ def _score_in_memory(
         print(f"model {spec.name!r}, condition {condition}: {note}; its labels stay empty", file=sys.stderr)
         return False, note
     layers = recorded_layers(loaded.model)
-    if not layers:
-        raise ValueError(f"model {spec.name!r} has no Conv2d layer with a kernel larger than 1x1")
-    groups = [[layer.name for layer in layers]]
+    groups = None
     if shapes is not None:  # shapes name a wrapped conv ``x.conv``; the run records it as ``x``
         planned = map_groups(read_layer_shapes(shapes), len(records), budget_mb or MAPS_BUDGET_MB)
         group_of = {name: i for i, group in enumerate(planned) for name in group}
-        groups = [[] for _ in planned] or [[]]
+        groups = [[] for _ in planned]
         for layer in layers:
-            groups[group_of.get(layer.name, group_of.get(f"{layer.name}.conv", 0))].append(layer.name)
-    # Decoded once for every pass: a few MB per micro-batch.
-    batches = list(preprocessed_batches(records, loaded.transform, micro_batch or DEFAULT_MICRO_BATCH))
-    by_name = {layer.name: layer for layer in layers}
-    for number, group in enumerate(g for g in groups if g):
-        chosen = [by_name[name] for name in group]
-        maps = record_maps(loaded.model, batches, chosen, spec.name, device, progress)
-        for layer in chosen:
-            if layer.name not in maps:  # a layer the forward pass never ran
-                continue
-            start = time.perf_counter()
-            meta = {
-                "layer": layer.name,
-                "layer_index": str(layer.index),
-                "padding": layer_padding(loaded.model, layer.name),
-            }
-            score_layer_maps(maps.pop(layer.name), meta, ks_dir / f"{layer.name}.parquet", ks_device, threads)
-            print(
-                f"pass {number + 1}: scored {layer.name} in {time.perf_counter() - start:.2f} s",
-                file=sys.stderr,
-            )
+            number = group_of.get(layer.name, group_of.get(f"{layer.name}.conv"))
+            if number is not None:  # any other layer is recorded in a last pass of its own
+                groups[number].append(layer.name)
+    passes = record_maps(
+        loaded.model,
+        loaded.transform,
+        records,
+        spec.name,
+        groups,
+        micro_batch or DEFAULT_MICRO_BATCH,
+        device,
+        progress,
+        layers=layers,
+    )
+    for layer, maps in passes:
+        start = time.perf_counter()
+        meta = {
+            "layer": layer.name,
+            "layer_index": str(layer.index),
+            "padding": layer_padding(loaded.model, layer.name),
+        }
+        score_layer_maps(maps, meta, ks_dir / f"{layer.name}.parquet", ks_device, threads)
+        print(
+            f"scored {layer.name} ({maps.shape[1]} neurons) in {time.perf_counter() - start:.2f} s",
+            file=sys.stderr,
+        )
         del maps
     return True, ""
