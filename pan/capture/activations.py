@@ -20,6 +20,7 @@ from torch import nn
 from pan.capture.images import ImageRecord, ImageSpec, image_records
 from pan.capture.inference import (
     DEFAULT_MICRO_BATCH,
+    LayerReached,
     full_float32,
     pick_device,
     preprocessed_batches,
@@ -221,17 +222,24 @@ def record_maps(
         plan = [list(g) for g in groups or []] + [
             [layer.name for layer in layers if layer.name not in grouped]
         ]
-        for group in plan:
-            chosen = [by_name[n] for n in group if n in by_name]
-            if not chosen:
-                continue
+        plan = [[n for n in group if n in by_name] for group in plan]
+        plan = [group for group in plan if group]
+        for number, group in enumerate(plan):
+            chosen = [by_name[n] for n in group]
             maps: dict[str, np.ndarray] = {}
             calls: Counter[str] = Counter()  # hook calls per layer in the current forward pass
             rows: Counter[str] = Counter()  # images each layer has seen so far
-            at = {"first": 0, "batch": 0}
+            # A pass for a group before the last stops once its layers have run: shallow groups
+            # cost part of a forward pass. The last group's pass runs the whole model.
+            at = {"first": 0, "batch": 0, "stop": number < len(plan) - 1, "size": len(chosen)}
 
             def sink(
-                layer: AnalysedLayer, values: torch.Tensor, maps=maps, calls=calls, rows=rows, at=at
+                layer: AnalysedLayer,
+                values: torch.Tensor,
+                maps=maps,
+                calls=calls,
+                rows=rows,
+                at=at,
             ) -> None:
                 calls[layer.name] += 1
                 if calls[layer.name] == 1:  # a second call is refused after the pass
@@ -242,13 +250,18 @@ def record_maps(
                     # Copied now: the model may change its conv's output in place (ReLU).
                     first = at["first"]
                     maps[layer.name][first : first + len(values)] = values.to("cpu", torch.float32).numpy()
+                if at["stop"] and len(calls) == at["size"]:  # the group's deepest layer has run
+                    raise LayerReached
 
             bar = image_progress(len(records), f"activations {name} ({len(chosen)} layers)", progress)
             with recording(chosen, sink):
                 for batch in batches:
                     calls.clear()
                     at["batch"] = len(batch)
-                    net(batch.to(target, dtype, non_blocking=on_gpu))
+                    try:
+                        net(batch.to(target, dtype, non_blocking=on_gpu))
+                    except LayerReached:
+                        pass
                     check_single_calls(name, calls)
                     at["first"] += len(batch)
                     bar.update(len(batch))

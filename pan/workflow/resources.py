@@ -40,9 +40,10 @@ DUMP_BASE_MB = 1200
 """Interpreter, torch, pan, the decoding threads and the writer's Parquet buffers (measured)."""
 KS_BASE_MB = 350
 """Interpreter, numpy, polars and pyarrow of a KS job."""
-MAPS_BUDGET_MB = 1000
+MAPS_BUDGET_MB = 400
 """Maps a run scored in memory (no dump) holds at once: layers are recorded in groups of at most
-this size (:func:`map_groups`), one forward pass per group, so a job stays under 2 GB."""
+this size (:func:`map_groups`), one forward pass per group (stopped after the group's deepest
+layer), so a job stays under 2 GB (EfficientNet-Lite0 held whole, 0.67 GB, peaked at 1.84 GB)."""
 KS_LAYER_FACTOR = 4.0
 """Copies of a layer's maps a KS job holds at its peak: the maps, the border and centre
 samples, the sort keys of a chunk (bounded) and Arrow's read buffers."""
