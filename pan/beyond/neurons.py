@@ -144,6 +144,7 @@ def neuron_card(
     micro_batch: int,
     device: str = "auto",
     progress=None,
+    reflected: np.ndarray | None = None,
 ) -> NeuronCard:
     """The data of ``neuron``'s PAN card: its maps from the dump, and the model rerun with
     reflect padding in every analysed conv.
@@ -151,7 +152,8 @@ def neuron_card(
     §3.3 replaces the padding *policy* of the model, and Fig. 8's downstream PAN only "turns
     off" when the padding of the layers before it changes too, so the neuron's own padding
     alone would not do. Progress goes to ``progress``, by default the ``sys.stderr`` of the
-    moment (a job's log).
+    moment (a job's log). ``reflected``: the neuron's reflect maps when already made (one pass
+    for every card of a model, :func:`pan.beyond.card_maps.reflect_card_maps`); no pass then.
     """
     from pan.bias.reflect import with_reflect_padding
     from pan.capture.images import image_records
@@ -171,13 +173,14 @@ def neuron_card(
     if wrong:
         raise ValueError(f"figures.heatmap_images {wrong} are outside the batch of {len(records)} images")
     loaded = load_model(model)
-    target = pick_device(device)
-    variant = with_reflect_padding(loaded.model).to(target).eval()
-    watched = AnalysedLayer(0, neuron.layer, variant.get_submodule(neuron.layer))
-    bar = image_progress(len(records), f"reflect {neuron.layer}", progress)
-    batches = preprocessed_batches(records, loaded.transform, micro_batch)
-    reflected = layer_outputs(variant, watched, batches, target, bar.update)[:, neuron.neuron].numpy()
-    bar.close()
+    if reflected is None:
+        target = pick_device(device)
+        variant = with_reflect_padding(loaded.model).to(target).eval()
+        watched = AnalysedLayer(0, neuron.layer, variant.get_submodule(neuron.layer))
+        bar = image_progress(len(records), f"reflect {neuron.layer}", progress)
+        batches = preprocessed_batches(records, loaded.transform, micro_batch)
+        reflected = layer_outputs(variant, watched, batches, target, bar.update)[:, neuron.neuron].numpy()
+        bar.close()
     weights = loaded.model.get_submodule(neuron.layer).weight[neuron.neuron]
     return NeuronCard(
         found,

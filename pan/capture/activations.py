@@ -9,7 +9,7 @@ batch of every layer. The workflow (:func:`dump_activations`) and the Python API
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,6 +20,7 @@ from torch import nn
 from pan.capture.images import ImageRecord, ImageSpec, image_records
 from pan.capture.inference import (
     DEFAULT_MICRO_BATCH,
+    LayerReached,
     full_float32,
     pick_device,
     preprocessed_batches,
@@ -39,7 +40,7 @@ from pan.core.dumps import (
 )
 from pan.logs import image_progress
 
-__all__ = ["check_single_calls", "dump_activations", "dump_module_activations"]
+__all__ = ["check_single_calls", "dump_activations", "dump_module_activations", "record_maps"]
 
 
 def check_single_calls(model: str, calls: Mapping[str, int]) -> None:
@@ -180,3 +181,92 @@ def dump_module_activations(
     dumps = [writers.dumps[layer.name] for layer in layers if layer.name in writers.dumps]
     write_manifest(out_dir, name, dumps, records)
     return dumps
+
+
+def record_maps(
+    net: nn.Module,
+    transform: Callable[[Any], torch.Tensor],
+    records: Sequence[ImageRecord],
+    name: str,
+    groups: Sequence[Sequence[str]] | None = None,
+    micro_batch: int = DEFAULT_MICRO_BATCH,
+    device: str = "auto",
+    progress: TextIO | None = None,
+    layers: Sequence[AnalysedLayer] | None = None,
+) -> Iterator[tuple[AnalysedLayer, Any]]:
+    """``(layer, maps)`` of every analysed layer, in forward order, with the maps held in memory:
+    float32 arrays ``(images, neurons, H, W)``, the values :func:`dump_module_activations`
+    writes (same layers, indexes, checks and forward passes), for runs whose dump nobody reads
+    again (controls, draws): scoring them skips a Parquet write and read of the whole dump.
+
+    ``groups`` (layer names; default one group of every layer) are recorded one forward pass
+    each, over images decoded once, so memory holds one group's maps
+    (:func:`pan.workflow.resources.map_groups`); a group is yielded layer by layer, so a caller
+    that drops each array once scored frees it."""
+    import numpy as np
+
+    target = pick_device(device)
+    net = unwrapped(net)
+    layers = analysed_layers(net) if layers is None else list(layers)
+    if not layers:
+        raise ValueError(f"model {name!r} has no Conv2d layer with a kernel larger than 1x1")
+    check_layer_names(name, layers)
+    on_gpu = target.type == "cuda"
+    with ExitStack() as stack, torch.inference_mode(), full_float32():
+        stack.enter_context(borrowed(net, target))
+        dtype = input_dtype(net)
+        layers = in_forward_order(net, layers, first_input(name, records, transform).to(target, dtype), name)
+        batches = list(preprocessed_batches(records, transform, micro_batch))  # a few MB each
+        by_name = {layer.name: layer for layer in layers}
+        grouped = {n for group in groups or [] for n in group}
+        plan = [list(g) for g in groups or []] + [
+            [layer.name for layer in layers if layer.name not in grouped]
+        ]
+        plan = [[n for n in group if n in by_name] for group in plan]
+        plan = [group for group in plan if group]
+        for number, group in enumerate(plan):
+            chosen = [by_name[n] for n in group]
+            maps: dict[str, np.ndarray] = {}
+            calls: Counter[str] = Counter()  # hook calls per layer in the current forward pass
+            rows: Counter[str] = Counter()  # images each layer has seen so far
+            # A pass for a group before the last stops once its layers have run: shallow groups
+            # cost part of a forward pass. The last group's pass runs the whole model.
+            at = {"first": 0, "batch": 0, "stop": number < len(plan) - 1, "size": len(chosen)}
+
+            def sink(
+                layer: AnalysedLayer,
+                values: torch.Tensor,
+                maps=maps,
+                calls=calls,
+                rows=rows,
+                at=at,
+            ) -> None:
+                calls[layer.name] += 1
+                if calls[layer.name] == 1:  # a second call is refused after the pass
+                    check_whole_batch(name, layer.name, len(values), at["batch"])
+                    rows[layer.name] += len(values)
+                    if layer.name not in maps:
+                        maps[layer.name] = np.empty((len(records), *values.shape[1:]), dtype=np.float32)
+                    # Copied now: the model may change its conv's output in place (ReLU).
+                    first = at["first"]
+                    maps[layer.name][first : first + len(values)] = values.to("cpu", torch.float32).numpy()
+                if at["stop"] and len(calls) == at["size"]:  # the group's deepest layer has run
+                    raise LayerReached
+
+            bar = image_progress(len(records), f"activations {name} ({len(chosen)} layers)", progress)
+            with recording(chosen, sink):
+                for batch in batches:
+                    calls.clear()
+                    at["batch"] = len(batch)
+                    try:
+                        net(batch.to(target, dtype, non_blocking=on_gpu))
+                    except LayerReached:
+                        pass
+                    check_single_calls(name, calls)
+                    at["first"] += len(batch)
+                    bar.update(len(batch))
+            bar.close()
+            check_every_image(name, rows, len(records))
+            for layer in chosen:
+                if layer.name in maps:
+                    yield layer, maps.pop(layer.name)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -43,6 +43,7 @@ __all__ = [
     "resolve_device",
     "score_dump",
     "score_layer",
+    "score_layer_maps",
     "score_layer_with_null",
     "score_maps",
 ]
@@ -256,8 +257,27 @@ def score_layer_with_null(
     """:func:`score_layer`, and the layer's interior-line rows (:mod:`pan.core.interior`; ``None``
     when ``interior`` is false). The bootstrap (``replicates`` > 0, :mod:`pan.core.bootstrap`) and
     the interior lines run in one more pass over the maps, on the CPU whatever ``device``."""
-    meta = read_dump_metadata(dump)
-    maps = read_feature_maps(dump)
+    maps, meta = read_feature_maps(dump), read_dump_metadata(dump)
+    return _score(maps, meta, out, device, threads, memory_bytes, q, replicates, seed, interior)
+
+
+def score_layer_maps(
+    maps: np.ndarray,
+    meta: Mapping[str, str],
+    out: str | Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    memory_bytes: int | None = None,
+    q: float = DEFAULT_SHARE,
+) -> pa.Table:
+    """Score one layer's ``maps`` ``(images, neurons, H, W)`` and write its KS table to ``out``:
+    what :func:`score_layer` does after reading a dump, for maps held in memory (runs whose dump
+    nobody reads again). ``meta``: ``layer``, ``layer_index`` and ``padding`` (as a dump's
+    metadata)."""
+    return _score(maps, meta, out, device, threads, memory_bytes, q, 0, 0, False)[0]
+
+
+def _score(maps, meta, out, device, threads, memory_bytes, q, replicates, seed, interior):
     check_finite(maps, meta["layer"])
     layer, index = meta["layer"], int(meta["layer_index"])
     table = score_maps(maps, layer, index, device=device, threads=threads, memory_bytes=memory_bytes, q=q)

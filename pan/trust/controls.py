@@ -135,7 +135,7 @@ def dump_run(
     spec: ModelSpec,
     images: ImageSpec,
     out_dir: str | Path,
-    record: str | Path,
+    record: str | Path | None,
     condition: str = "trained",
     seed: int = DEFAULT_CONTROLS_SEED,
     micro_batch: int | None = None,
@@ -143,9 +143,9 @@ def dump_run(
     progress: TextIO | None = None,
 ) -> dict[str, Any]:
     """Dump the activations of ``spec`` under ``condition`` over ``images`` into ``out_dir``
-    (the format of :mod:`pan.core.dumps`) and write ``record``: a small JSON that outlives the dump
-    (``model, condition, seed, images, available, note``). An unavailable condition writes a
-    manifest without layers that says why, and no layer file."""
+    (the format of :mod:`pan.core.dumps`) and write ``record`` (unless ``None``): a small JSON
+    that outlives the dump (``model, condition, seed, images, available, note``). An
+    unavailable condition writes a manifest without layers that says why, and no layer file."""
     import sys
 
     from pan.capture.activations import dump_module_activations
@@ -180,7 +180,8 @@ def dump_run(
         "available": loaded is not None,
         "note": note,
     }
-    Path(record).write_text(json.dumps(summary, indent=1))
+    if record is not None:
+        Path(record).write_text(json.dumps(summary, indent=1))
     return summary
 
 

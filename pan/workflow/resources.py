@@ -20,7 +20,10 @@ __all__ = [
     "DUMP_BASE_MB",
     "KS_BASE_MB",
     "KS_LAYER_FACTOR",
+    "MAPS_BUDGET_MB",
     "MB",
+    "in_memory_ks_mem_mb",
+    "map_groups",
     "dump_mem_mb",
     "ks_dump_mem_mb",
     "ks_job_mem_mb",
@@ -37,6 +40,10 @@ DUMP_BASE_MB = 1200
 """Interpreter, torch, pan, the decoding threads and the writer's Parquet buffers (measured)."""
 KS_BASE_MB = 350
 """Interpreter, numpy, polars and pyarrow of a KS job."""
+MAPS_BUDGET_MB = 400
+"""Maps a run scored in memory (no dump) holds at once: layers are recorded in groups of at most
+this size (:func:`map_groups`), one forward pass per group (stopped after the group's deepest
+layer), so a job stays under 2 GB (EfficientNet-Lite0 held whole, 0.67 GB, peaked at 1.84 GB)."""
 KS_LAYER_FACTOR = 4.0
 """Copies of a layer's maps a KS job holds at its peak: the maps, the border and centre
 samples, the sort keys of a chunk (bounded) and Arrow's read buffers."""
@@ -203,3 +210,36 @@ def ks_shapes_mem_mb(shapes: Mapping[str, Any], images: int) -> int:
         ks_mem_mb(images, layer["out_channels"], layer["height"], layer["width"])
         for layer in shapes["layers"]
     )
+
+
+def _layer_bytes(layer: Mapping[str, Any], images: int) -> int:
+    return 4 * images * layer["out_channels"] * layer["height"] * layer["width"]
+
+
+def map_groups(shapes: Mapping[str, Any], images: int, budget_mb: float = MAPS_BUDGET_MB) -> list[list[str]]:
+    """The analysed layers of ``shapes`` (:func:`layer_shapes`) in depth order, cut into
+    consecutive groups whose maps over ``images`` take at most ``budget_mb`` each (a layer
+    larger than the budget is a group of its own): one forward pass records one group."""
+    groups: list[list[str]] = [[]]
+    held = 0
+    for layer in shapes["layers"]:
+        size = _layer_bytes(layer, images)
+        if groups[-1] and held + size > budget_mb * MB:
+            groups.append([])
+            held = 0
+        groups[-1].append(layer["name"])
+        held += size
+    return groups if groups[0] else []
+
+
+def in_memory_ks_mem_mb(shapes: Mapping[str, Any], images: int, budget_mb: float = MAPS_BUDGET_MB) -> int:
+    """Memory (MB) of a KS job that makes its maps itself (:func:`pan.trust.run_ks.score_run`
+    without a dump): the base of a forward pass, the weights, the decoded images, the largest
+    group of maps (:func:`map_groups`) and the scoring of its largest layer."""
+    by_name = {layer["name"]: layer for layer in shapes["layers"]}
+    groups = map_groups(shapes, images, budget_mb)
+    held = max((sum(_layer_bytes(by_name[n], images) for n in group) for group in groups), default=0)
+    largest = max((_layer_bytes(layer, images) for layer in shapes["layers"]), default=0)
+    decoded = images * 4 * 3 * shapes["input_size"] ** 2
+    scoring = (KS_LAYER_FACTOR - 1) * largest
+    return math.ceil(DUMP_BASE_MB + (8 * shapes["parameters"] + decoded + held + scoring) / MB)

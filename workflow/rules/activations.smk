@@ -11,20 +11,24 @@ rule layer_shapes:
         "../scripts/layer_shapes.py"
 
 
-checkpoint activations:
+# The activation dump of a run (results/{run}activations/{model}): made for the main run, whose
+# KS job, figures and reach read it; other runs score their maps in memory (see ks.smk).
+rule activations:
     input:
-        shapes="results/shapes/{model}.json",
+        shapes=run_shapes,
     output:
-        directory("results/activations/{model}"),
+        directory("results/{run}activations/{model}"),
     params:
         model=lambda wildcards: SETTINGS.models[wildcards.model],
-        images=SETTINGS.images,
+        images=run_images_of,
+        condition=lambda wildcards: run_condition(wildcards)[0],
+        seed=run_seed,
         device=SETTINGS.device,
         micro_batch=SETTINGS.micro_batch,
     log:
-        "results/logs/activations/{model}.log",
+        "results/logs/{run}activations/{model}.log",
     benchmark:
-        "results/benchmarks/activations/{model}.tsv"
+        "results/benchmarks/{run}activations/{model}.tsv"
     threads: 2
     resources:
         mem_mb=dump_mem_mb,
@@ -33,4 +37,4 @@ checkpoint activations:
     conda:
         "../envs/pan.yaml"
     script:
-        "../scripts/dump_activations.py"
+        "../scripts/dump_run.py"

@@ -8,7 +8,7 @@ from snakemake.utils import validate
 from pan.workflow.config import ConfigError, check_models, checked_eval_images, load_settings, reject_unknown_keys
 from pan.trust.runs import RUN_PATTERN, check_draws_differ, control_run, draw_run, parse_run, run_images
 from pan.workflow.resources import dump_mem_mb as forward_mem_mb
-from pan.workflow.resources import ks_dump_mem_mb, ks_shapes_mem_mb, read_layer_shapes
+from pan.workflow.resources import in_memory_ks_mem_mb, ks_shapes_mem_mb, read_layer_shapes
 from pan.workflow.shape_checks import check_reflect_fits
 
 
@@ -38,13 +38,36 @@ wildcard_constraints:
     model="|".join(re.escape(name) for name in MODELS),
     layer=r"[^/]+",
     slot=r"[^/]+",
-    run=RUN_PATTERN,
+    # A run's outputs live under results/{run}: "" for the main run, else e.g. controls/reflect/.
+    run=f"(?:(?:{RUN_PATTERN})/)?",
 
 
-def dump_of(wildcards):
-    """A model's activation dump, once its checkpoint has run: a KS job is created (and its
-    memory request read from the dump) only then."""
-    return checkpoints.activations.get(model=wildcards.model).output[0]
+# Runs whose KS job reads their activation dump (kept: figures and reach read the main one);
+# every other run makes its maps in its KS job and scores them in memory (pan.trust.run_ks).
+DUMPED_RUNS = {""}
+
+
+def run_condition(wildcards):
+    """``(condition, draw)`` of the run wildcard; the main run is ``("trained", None)``."""
+    return parse_run(wildcards.run[:-1]) if wildcards.run else ("trained", None)
+
+
+def run_images_of(wildcards):
+    """The images the run of ``wildcards`` analyses."""
+    return run_images(SETTINGS.images, wildcards.run[:-1]) if wildcards.run else SETTINGS.images
+
+
+def run_seed(wildcards):
+    """The random-init seed of a random_init run, else None."""
+    return SETTINGS.controls.seed if run_condition(wildcards)[0] == "random_init" else None
+
+
+def ks_input(wildcards):
+    """A KS job's inputs: the layer shapes, and the run's dump where it keeps one."""
+    inputs = {"shapes": run_shapes(wildcards)}
+    if wildcards.run in DUMPED_RUNS:
+        inputs["dump"] = f"results/{wildcards.run}activations/{wildcards.model}"
+    return inputs
 
 
 def ks_tables(wildcards):
@@ -58,13 +81,16 @@ def dump_mem_mb(wildcards, input, attempt):
     return forward_mem_mb(read_layer_shapes(input.shapes), SETTINGS.micro_batch) * attempt
 
 
-def run_ks_mem_mb(wildcards, input, attempt):
-    """Memory request (MB) of a run's KS job, from the layer shapes: its dump does not exist yet
-    when the job is planned."""
+def ks_mem_mb(wildcards, input, attempt):
+    """Memory request (MB) of a run's KS job, from the layer shapes (planned before its dump
+    exists): scoring a dump one layer at a time, or making and scoring the maps in memory."""
     from pan.capture.images import image_records
 
-    images = len(image_records(run_images(SETTINGS.images, wildcards.run)))
-    return ks_shapes_mem_mb(read_layer_shapes(input.shapes), images) * attempt
+    images = len(image_records(run_images_of(wildcards)))
+    shapes = read_layer_shapes(input.shapes)
+    if "dump" in input.keys():
+        return ks_shapes_mem_mb(shapes, images) * attempt
+    return in_memory_ks_mem_mb(shapes, images) * attempt
 
 
 def condition_labels(model):
@@ -111,7 +137,7 @@ def reflect_shapes(wildcards):
 
 def run_shapes(wildcards):
     """A run's layer shapes; the reflect control pads with reflect (:func:`reflect_shapes`)."""
-    if parse_run(wildcards.run)[0] == "reflect":
+    if run_condition(wildcards)[0] == "reflect":
         return reflect_shapes(wildcards)
     return f"results/shapes/{wildcards.model}.json"
 
@@ -158,6 +184,16 @@ def pan_card_inputs(wildcards):
     """A PAN card's inputs (:func:`neuron_figure_inputs`); its heat maps pad with reflect."""
     reflect_fits(wildcards.model)
     return neuron_figure_inputs(wildcards)
+
+
+def card_reflect_inputs(wildcards):
+    """The shapes, and the selection where a model has ranked slots (the reflect pass of its cards)."""
+    from pan.beyond.selection import is_ranked_slot
+
+    inputs = {"shapes": reflect_shapes(wildcards)}
+    if any(is_ranked_slot(slot) for slot in SETTINGS.figures.slots(wildcards.model)):
+        inputs["selection"] = f"results/figures/{wildcards.model}/neurons.csv"
+    return inputs
 
 
 def neuron_figure_labels(wildcards, input):

@@ -85,9 +85,36 @@ for figure in ("activation_pdfs", "truncated_centre"):
             "../scripts/neuron_figure.py"
 
 
+rule card_reflect_maps:
+    input:
+        unpack(card_reflect_inputs),
+    output:
+        "results/figures/{model}/neurons/reflect_maps.npz",
+    params:
+        model=lambda wildcards: SETTINGS.models[wildcards.model],
+        images=SETTINGS.images,
+        slots=lambda wildcards: SETTINGS.figures.slots(wildcards.model),
+        device=SETTINGS.device,
+        micro_batch=SETTINGS.micro_batch,
+    log:
+        "results/logs/figures/{model}/neurons/reflect_maps.log",
+    benchmark:
+        "results/benchmarks/figures/{model}/reflect_maps.tsv"
+    threads: 2
+    resources:
+        mem_mb=dump_mem_mb,
+        runtime=lambda wildcards, attempt: 15 * attempt,
+        gpu=SETTINGS.gpus,
+    conda:
+        "../envs/pan.yaml"
+    script:
+        "../scripts/card_reflect_maps.py"
+
+
 rule pan_card:
     input:
         unpack(pan_card_inputs),
+        reflect="results/figures/{model}/neurons/reflect_maps.npz",
     output:
         **figure_outputs("neurons/{slot}/", "card", NEURON_FIGURES["card"], neuron_figure_labels),
     params:

@@ -1,24 +1,35 @@
+# The KS tables of every run (the main run, controls, draws) and its record, by one function
+# (pan.trust.run_ks.score_run): from the run's dump where it keeps one, else from maps made and
+# scored in memory in this job.
 rule ks_scores:
     input:
-        dump=dump_of,
+        unpack(ks_input),
     output:
-        ks=directory("results/ks/{model}"),
-        interior="results/interior/{model}.parquet",
+        ks=directory("results/{run}ks/{model}"),
+        record="results/{run}dumps/{model}.json",
+        interior="results/{run}interior/{model}.parquet",
     params:
-        device=KS_DEVICE,
+        model=lambda wildcards: SETTINGS.models[wildcards.model],
+        images=run_images_of,
+        condition=lambda wildcards: run_condition(wildcards)[0],
+        seed=run_seed,
+        device=SETTINGS.device,
+        ks_device=KS_DEVICE,
+        micro_batch=SETTINGS.micro_batch,
         q=SETTINGS.share.q,
-        replicates=SETTINGS.bootstrap.replicates,
-        seed=SETTINGS.bootstrap.seed,
+        # intervals and the interior null for the main run only: reruns skip their cost
+        replicates=lambda wildcards: SETTINGS.bootstrap.replicates if not wildcards.run else 0,
+        bootstrap_seed=SETTINGS.bootstrap.seed,
     log:
-        "results/logs/ks/{model}.log",
+        "results/logs/{run}ks/{model}.log",
     benchmark:
-        "results/benchmarks/ks/{model}.tsv"
+        "results/benchmarks/{run}ks/{model}.tsv"
     threads: 2
     resources:
-        mem_mb=lambda wildcards, input, attempt: ks_dump_mem_mb(input.dump) * attempt,
-        runtime=lambda wildcards, attempt: 20 * attempt,
+        mem_mb=ks_mem_mb,
+        runtime=lambda wildcards, attempt: 30 * attempt,
         gpu=SETTINGS.gpus,
     conda:
         "../envs/pan.yaml"
     script:
-        "../scripts/score_dump.py"
+        "../scripts/score_run.py"

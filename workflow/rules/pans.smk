@@ -1,13 +1,14 @@
+# The PAN labels of every run (main run: results/pans/{model}.parquet).
 rule label_pans:
     input:
-        ks_tables,
+        "results/{run}ks/{model}",
     output:
-        "results/pans/{model}.parquet",
+        "results/{run}pans/{model}.parquet",
     params:
         theta=SETTINGS.theta,
     log:
-        "results/logs/pans/{model}.log",
+        "results/logs/{run}pans/{model}.log",
     conda:
         "../envs/pan.yaml"
     script:
-        "../scripts/label_pans.py"
+        "../scripts/label_run.py"

@@ -1,74 +1,7 @@
 # How far to trust the count (pan.trust.controls): the §3 method rerun on control conditions
 # (results/controls/{condition}/...) and on seeded draws of the batch (results/stability/draw{k}/...),
-# through the same dump, KS and labelling code as the main run. The runs' own dumps are
-# temporary (deleted once scored): a θ change reruns labels and tables only.
-
-
-rule run_activations:
-    input:
-        shapes=run_shapes,
-    output:
-        dump=temp(directory("results/{run}/activations/{model}")),
-        record="results/{run}/dumps/{model}.json",
-    params:
-        model=lambda wildcards: SETTINGS.models[wildcards.model],
-        images=lambda wildcards: run_images(SETTINGS.images, wildcards.run),
-        condition=lambda wildcards: parse_run(wildcards.run)[0],
-        seed=lambda wildcards: SETTINGS.controls.seed if parse_run(wildcards.run)[0] == "random_init" else None,
-        device=SETTINGS.device,
-        micro_batch=SETTINGS.micro_batch,
-    log:
-        "results/logs/{run}/activations/{model}.log",
-    benchmark:
-        "results/benchmarks/{run}/activations/{model}.tsv"
-    threads: 2
-    resources:
-        mem_mb=dump_mem_mb,
-        runtime=lambda wildcards, attempt: 30 * attempt,
-        gpu=SETTINGS.gpus,
-    conda:
-        "../envs/pan.yaml"
-    script:
-        "../scripts/dump_run.py"
-
-
-rule run_ks_scores:
-    input:
-        dump="results/{run}/activations/{model}",
-        shapes="results/shapes/{model}.json",
-    output:
-        directory("results/{run}/ks/{model}"),
-    params:
-        device=KS_DEVICE,
-        q=SETTINGS.share.q,  # no bootstrap and no interior null for the reruns: their cost
-    log:
-        "results/logs/{run}/ks/{model}.log",
-    benchmark:
-        "results/benchmarks/{run}/ks/{model}.tsv"
-    threads: 2
-    resources:
-        mem_mb=run_ks_mem_mb,
-        runtime=lambda wildcards, attempt: 20 * attempt,
-        gpu=SETTINGS.gpus,
-    conda:
-        "../envs/pan.yaml"
-    script:
-        "../scripts/score_dump.py"
-
-
-rule run_label_pans:
-    input:
-        "results/{run}/ks/{model}",
-    output:
-        "results/{run}/pans/{model}.parquet",
-    params:
-        theta=SETTINGS.theta,
-    log:
-        "results/logs/{run}/pans/{model}.log",
-    conda:
-        "../envs/pan.yaml"
-    script:
-        "../scripts/label_run.py"
+# through the same KS and label rules as the main run (ks.smk, pans.smk). Their maps are scored
+# in memory in the KS job, no dump written: a θ change reruns labels and tables only.
 
 
 rule controls_table:

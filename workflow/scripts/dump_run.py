@@ -5,8 +5,8 @@ with log_to(snakemake.log[0]):
     dump_run(
         snakemake.params.model,
         snakemake.params.images,
-        snakemake.output.dump,
-        snakemake.output.record,
+        snakemake.output[0],
+        None,
         condition=snakemake.params.condition,
         seed=snakemake.params.seed,
         micro_batch=snakemake.params.micro_batch,

@@ -1,0 +1,106 @@
+"""pan.trust.run_ks: a run scored in memory gives the KS tables of its dump, to the bit."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from conftest import tiny_config, write_images
+
+from pan.capture.images import ImageSpec
+from pan.capture.models import ModelSpec
+from pan.trust.controls import dump_run
+from pan.trust.run_ks import score_run
+from pan.workflow.resources import in_memory_ks_mem_mb, map_groups, write_layer_shapes
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> tuple[ModelSpec, ImageSpec, Path]:
+    shutil.copy(TESTS / "tiny_net.py", tmp_path / "tiny_net.py")
+    write_images(tmp_path / "images", 12)
+    settings = tiny_config()["models"]["tiny"] | {"builder": str(tmp_path / "tiny_net.py:build")}
+    spec = ModelSpec.from_config("tiny", settings)
+    shapes = tmp_path / "shapes.json"
+    write_layer_shapes(spec, shapes)
+    return spec, ImageSpec("folder", str(tmp_path / "images"), 12, 0), shapes
+
+
+def _tables(folder: Path) -> dict[str, pl.DataFrame]:
+    return {f.name: pl.read_parquet(f) for f in sorted(folder.glob("*.parquet"))}
+
+
+@pytest.mark.parametrize("condition", ["trained", "reflect", "random_init"])
+def test_in_memory_scores_equal_the_scores_of_the_dump(tiny, tmp_path, condition):
+    spec, images, shapes = tiny
+    dump_run(spec, images, tmp_path / "dump", None, condition=condition, micro_batch=5, device="cpu")
+    from_dump = score_run(
+        spec, images, tmp_path / "a", tmp_path / "a.json", condition, dump=tmp_path / "dump", device="cpu"
+    )
+    # A budget below one layer's maps: one forward pass per layer.
+    in_memory = score_run(
+        spec,
+        images,
+        tmp_path / "b",
+        tmp_path / "b.json",
+        condition,
+        shapes=shapes,
+        micro_batch=5,
+        device="cpu",
+        budget_mb=1e-6,
+    )
+    assert len(map_groups(json.loads(shapes.read_text()), 12, 1e-6)) == 3  # every tiny layer
+    expected, got = _tables(tmp_path / "a"), _tables(tmp_path / "b")
+    assert list(expected) == list(got) and len(expected) == 3
+    for name, table in expected.items():
+        assert table.equals(got[name]), name
+    assert from_dump == in_memory and in_memory["available"]
+    assert json.loads((tmp_path / "b.json").read_text())["images"] == in_memory["images"]
+
+
+def test_map_groups_keep_depth_order_within_the_budget():
+    shapes = {
+        "input_size": 8,
+        "parameters": 10,
+        "layers": [
+            {"name": n, "out_channels": 1, "height": 10, "width": 25} for n in ("a", "b", "c", "d")
+        ],  # 1,000 bytes per image each
+    }
+    assert map_groups(shapes, 1000, budget_mb=2.5) == [["a", "b"], ["c", "d"]]
+    assert map_groups(shapes, 1000, budget_mb=0.5) == [["a"], ["b"], ["c"], ["d"]]
+    assert map_groups(shapes, 1000) == [["a", "b", "c", "d"]]
+    assert in_memory_ks_mem_mb(shapes, 1000, budget_mb=2.5) < in_memory_ks_mem_mb(shapes, 1000)
+
+
+def test_one_reflect_pass_gives_every_card_the_maps_of_its_own_pass(tiny, tmp_path):
+    from pan.beyond.card_maps import read_card_maps, reflect_card_maps
+    from pan.beyond.neurons import neuron_card
+    from pan.beyond.selection import SlotNeuron
+
+    spec, images, _ = tiny
+    dump_run(spec, images, tmp_path / "dump", None, micro_batch=5, device="cpu")
+    neurons = [SlotNeuron("pan1", "asymmetric.1", 1, ""), SlotNeuron("pan2", "conv1", 3, "")]
+    reflect_card_maps(spec, images, neurons, tmp_path / "maps.npz", micro_batch=5, device="cpu")
+    for neuron in neurons:
+        alone = neuron_card(spec, images, tmp_path / "dump", neuron, [0], 5, "cpu", io.StringIO())
+        shared = neuron_card(
+            spec,
+            images,
+            tmp_path / "dump",
+            neuron,
+            [0],
+            5,
+            "cpu",
+            reflected=read_card_maps(tmp_path / "maps.npz", neuron.slot),
+        )
+        assert alone.reflect.shape == shared.reflect.shape
+        np.testing.assert_array_equal(alone.reflect.centre, shared.reflect.centre)
+        for border, values in alone.reflect.borders.items():
+            np.testing.assert_array_equal(values, shared.reflect.borders[border])
+        assert alone.reflect.stats == shared.reflect.stats
