@@ -69,7 +69,7 @@ def random_control_channels(labels: pl.DataFrame, seed: int = 0, scale: float = 
         if count > candidates.size:
             log = logging.warning if scale == 1 else logging.info
             log(
-                "layer %r needs %d random channels but has only %d non-PANs: its random set is smaller",
+                "layer %r needs %d random channels but has only %d other channels: its random set is smaller",
                 layer,
                 count,
                 candidates.size,
