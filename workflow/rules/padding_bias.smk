@@ -103,12 +103,6 @@ rule sample_influence_summary:
 # halves floor. Table 3 itself is unchanged; table3_noise.csv holds the new readings.
 
 
-def noise_runtime_min(wildcards, attempt):
-    """Minutes for the null family: as the four variants' request, per four members."""
-    members = SETTINGS.noise.rand_seeds - 1 + len(SETTINGS.noise.channel_scales) + len(SETTINGS.noise.weight_noise)
-    return eval_runtime_min(wildcards, attempt) * max(1, -(-members // 4))
-
-
 rule evaluate_noise:
     input:
         evaluation_input,
