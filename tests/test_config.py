@@ -21,6 +21,7 @@ from pan.workflow.config import (
     ControlSettings,
     FigureSettings,
     InjectionSettings,
+    NoiseSettings,
     OutputSettings,
     ReachSettings,
     Settings,
@@ -103,6 +104,7 @@ def test_the_schema_states_no_defaults_and_the_same_keys_and_sources_as_the_sett
     assert set(SCHEMA["properties"]["outputs"]["properties"]) == {f.name for f in fields(OutputSettings)}
     assert set(SCHEMA["properties"]["share"]["properties"]) == {f.name for f in fields(ShareSettings)}
     assert set(SCHEMA["properties"]["bootstrap"]["properties"]) == {f.name for f in fields(BootstrapSettings)}
+    assert set(SCHEMA["properties"]["noise"]["properties"]) == {f.name for f in fields(NoiseSettings)}
 
 
 def test_the_configuration_page_states_the_defaults_of_the_settings():
@@ -123,6 +125,11 @@ def test_the_configuration_page_states_the_defaults_of_the_settings():
         "bootstrap.replicates": defaults.bootstrap.replicates,
         "bootstrap.seed": defaults.bootstrap.seed,
         "injection.count": defaults.injection.count,
+        "injection.bootstrap": defaults.injection.bootstrap,
+        "noise.rand_seeds": defaults.noise.rand_seeds,
+        "noise.min_mass": defaults.noise.min_mass,
+        "noise.bootstrap": defaults.noise.bootstrap,
+        "noise.splits": defaults.noise.splits,
     }.items():
         assert f"| `{key}` | {value} |" in readme, key
 

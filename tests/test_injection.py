@@ -15,7 +15,8 @@ from conftest import tiny_config, write_images
 from test_origin import net_labels
 
 from pan.beyond.attack import copy_source, inject, input_line, plan_lines, reached
-from pan.beyond.firing import SUMMARY_COLUMNS, firing_statistics, pan_firing
+from pan.beyond.attack_summary import DIFFERENCE_COLUMNS, SUMMARY_COLUMNS
+from pan.beyond.firing import firing_statistics, pan_firing
 from pan.workflow.run import run_workflow, scheduled_jobs
 
 
@@ -106,6 +107,11 @@ def test_the_workflow_labels_origin_reach_and_lines(beyond_run):
         "black": 1.0,
         "copied": 0.0,
     }
+    assert (summary["top1_change_rate_low"] <= summary["top1_change_rate"]).all()
+    assert (summary["top1_change_rate"] <= summary["top1_change_rate_high"]).all()
+    differences = pl.read_csv(beyond_run / "results/tables/injection_differences.csv")
+    assert differences.columns == list(DIFFERENCE_COLUMNS) and set(differences["images"]) == {8}
+    assert {"kind - copied", "variant - original"} == set(differences["comparison"])
     table = pl.read_csv(beyond_run / "results/tables/injection_tiny.csv")
     assert table.height == 8 * 18 * 3 and set(table["variant"]) == {"original", "pan_reflect", "rand_reflect"}
     for figure in ("reach_depth", "injection_map"):

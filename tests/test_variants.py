@@ -92,3 +92,12 @@ def test_build_variants_selects_the_labelled_channels():
     assert isinstance(pan.a, ChannelPaddedConv2d) and pan.a.reflect_channels.tolist() == [0, 5, 9]
     assert isinstance(pan.b, nn.Conv2d) and not isinstance(rand.b, ChannelPaddedConv2d)  # no PAN in b
     assert rand.c.reflect_channels.tolist() == control["c"].tolist()
+
+
+def test_random_sets_of_a_larger_scale_grow_avoid_pans_and_leave_scale_one_alone():
+    pans = pan_channels(LABELS)
+    double = random_control_channels(LABELS, seed=0, scale=2.0)
+    assert {k: len(v) for k, v in double.items()} == {k: 2 * len(v) for k, v in pans.items()}
+    assert all(not set(double[k].tolist()) & set(pans[k].tolist()) for k in double)
+    once = random_control_channels(LABELS, seed=0)
+    assert all(np.array_equal(once[k], random_control_channels(LABELS, 0, scale=1.0)[k]) for k in once)

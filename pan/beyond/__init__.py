@@ -3,7 +3,8 @@
 - :mod:`pan.beyond.origin`: nascent vs downstream PANs, by intervention;
 - :mod:`pan.beyond.reach`: how far from each border a neuron still tells the border apart;
 - :mod:`pan.beyond.attack` and :mod:`pan.beyond.firing`: the zero-line attack (paper §5), on
-  predictions and inside the network;
+  predictions and inside the network; :mod:`pan.beyond.attack_summary`: its rates with
+  bootstrap intervals and the paired differences;
 - :mod:`pan.beyond.audit` (with :mod:`pan.beyond.shapes`): where a model pads, and unevenly;
 - :mod:`pan.beyond.neurons` and :mod:`pan.beyond.selection`: one neuron up close (PAN cards).
 """

@@ -17,7 +17,7 @@ of an ``S``-pixel input lands, at a layer whose maps have ``s`` rows, on map row
 the 3x3 neighbourhood a kernel of the next layer sees (:func:`reached`; columns alike).
 Each such row of each neuron, over all injected images, is scored against that neuron's §3
 centre (rows and columns ``1 .. s-2``) on the *clean* images with §3's KS, KS+ and KS-
-(:func:`pan.core.ks.border_ks`). At theta (:func:`pan.beyond.firing.injection_summary`) a PAN
+(:func:`pan.core.ks.border_ks`). At theta (:func:`pan.beyond.attack_summary.injection_summary`) a PAN
 with a border of the line's orientation (T or B for rows, L or R for columns) *fires* at a
 position when one of the counted rows passes the PAN rule (:func:`pan.core.labelling.pan_rule`)
 with the line and not without it: the same rows of the clean images are scored too (kind
@@ -69,9 +69,10 @@ __all__ = [
 KINDS: tuple[str, ...] = ("zero", "black", "copied")
 DEFAULT_KINDS = KINDS
 DEFAULT_POSITIONS: tuple[float, ...] = (0.25, 0.5, 0.75)
-DEFAULT_INJECTION_COUNT = 16
+DEFAULT_INJECTION_COUNT = 64
 """Evaluation images that get lines: each costs ``1 + 2 * positions * kinds`` forward passes
-per variant (57 for the defaults), so the default takes the first 16 of the §4 images."""
+per variant (19 for the defaults, 57 for the three variants); the default takes the first 64
+of the §4 images, enough for bootstrap intervals that tell the kinds of line apart."""
 ORIENTATIONS: dict[str, tuple[str, str]] = {"rows": ("T", "B"), "columns": ("L", "R")}
 """Line orientation -> the PAN borders it mimics."""
 PREDICTION_VARIANTS: tuple[str, ...] = ("original", "pan_reflect", "rand_reflect")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -15,9 +15,7 @@ from torch import nn
 
 from pan.beyond.attack import (
     CLEAN,
-    KINDS,
     ORIENTATIONS,
-    PREDICTION_VARIANTS,
     Line,
     clean_control,
     inject,
@@ -32,14 +30,11 @@ __all__ = [
     "FIRING_SCHEMA",
     "FiringRecorder",
     "InjectedMaps",
-    "SUMMARY_COLUMNS",
     "firing_statistics",
     "injected_maps",
-    "injection_summary",
     "pan_firing",
     "strongest_firing_pan",
     "write_firing_statistics",
-    "write_injection_summary",
 ]
 
 FIRING_SCHEMA = pa.schema(
@@ -323,76 +318,3 @@ def injected_maps(
         index * map_size // size,
         {name: m.numpy() for name, m in maps.items()},
     )
-
-
-SUMMARY_COLUMNS = (
-    "model",
-    "kind",
-    "orientation",
-    "variant",
-    "pans",
-    "pans_firing_fraction",
-    "top1_change_rate",
-    "mean_l1",
-)
-"""Columns of ``results/tables/injection_summary.csv``."""
-
-
-def injection_summary(
-    firing: Mapping[str, pl.DataFrame],
-    labels: Mapping[str, pl.DataFrame],
-    predictions: Mapping[str, pl.DataFrame],
-    theta: float = DEFAULT_THETA,
-) -> pl.DataFrame:
-    """Per model, kind, orientation and variant: PANs of that orientation, the share of
-    (PAN, position) pairs that fire (measured on the original model, so the same for every
-    variant), the top-1 change rate and the mean L1 logit distance."""
-    frames = []
-    for model, table in predictions.items():
-        fired = pan_firing(firing[model], labels[model], theta)
-        label = labels[model]
-        pans = {
-            o: label.filter(pl.any_horizontal(*[pl.col(f"pan_{b}") for b in borders])).height
-            for o, borders in ORIENTATIONS.items()
-        }
-        share = fired.group_by("kind", "orientation").agg(pans_firing_fraction=pl.col("fires").mean())
-        frames.append(
-            table.group_by("kind", "orientation", "variant")
-            .agg(top1_change_rate=pl.col("changed").mean(), mean_l1=pl.col("l1").mean())
-            .join(share, on=["kind", "orientation"], how="left")
-            .with_columns(
-                model=pl.lit(model),
-                pans=pl.col("orientation").replace_strict(pans, return_dtype=pl.Int64),
-            )
-        )
-    kind_order = {k: i for i, k in enumerate(KINDS)}
-    variant_order = {v: i for i, v in enumerate(PREDICTION_VARIANTS)}
-    return (
-        pl.concat(frames)
-        .select(SUMMARY_COLUMNS)
-        .sort(
-            "model",
-            pl.col("kind").replace_strict(kind_order),
-            "orientation",
-            pl.col("variant").replace_strict(variant_order),
-        )
-    )
-
-
-def write_injection_summary(
-    models: Sequence[str],
-    firing_files: Sequence[str | Path],
-    label_files: Sequence[str | Path],
-    table_files: Sequence[str | Path],
-    out: str | Path,
-    theta: float,
-) -> pl.DataFrame:
-    """``injection_summary.csv`` from each model's firing statistics, labels and injection table."""
-    summary = injection_summary(
-        {m: pl.read_parquet(f) for m, f in zip(models, firing_files, strict=True)},
-        {m: pl.read_parquet(f) for m, f in zip(models, label_files, strict=True)},
-        {m: pl.read_csv(f) for m, f in zip(models, table_files, strict=True)},
-        theta,
-    )
-    summary.write_csv(out)
-    return summary

@@ -47,23 +47,29 @@ def pan_channels(labels: pl.DataFrame) -> ChannelSets:
     }
 
 
-def random_control_channels(labels: pl.DataFrame, seed: int = 0) -> ChannelSets:
+def random_control_channels(labels: pl.DataFrame, seed: int = 0, scale: float = 1.0) -> ChannelSets:
     """RAND-reflect's channels: per layer, as many non-PANs as the layer has PANs, drawn at random.
 
     Each layer draws from its own generator seeded by ``(seed, layer_index)``, so a layer's
     draw depends only on the seed and its own labels. A layer with more PANs than non-PANs
     (only in tiny models) gets all its non-PANs, and a warning says the control is smaller.
+    ``scale`` draws ``round(scale x PANs)`` non-PANs per layer instead (the growing random sets of
+    the §4 noise model, :mod:`pan.bias.noise_family`), from a generator seeded by
+    ``(seed, layer_index, round(1000 x scale))``; ``scale=1`` is RAND-reflect itself.
     """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
     channels = {}
     for (layer, layer_index), group in labels.sort("layer_index", "neuron").group_by(
         "layer", "layer_index", maintain_order=True
     ):
         is_pan = group["is_pan"].to_numpy()
-        count = int(is_pan.sum())
+        count = int(round(scale * int(is_pan.sum())))
         candidates = group["neuron"].to_numpy()[~is_pan]
         if count > candidates.size:
-            logging.warning(
-                "layer %r has %d PANs but only %d other channels: its random control set is smaller",
+            log = logging.warning if scale == 1 else logging.info
+            log(
+                "layer %r needs %d random channels but has only %d other channels: its random set is smaller",
                 layer,
                 count,
                 candidates.size,
@@ -71,7 +77,8 @@ def random_control_channels(labels: pl.DataFrame, seed: int = 0) -> ChannelSets:
             count = candidates.size
         if count == 0:
             continue
-        rng = np.random.default_rng([seed, int(layer_index)])
+        key = [seed, int(layer_index)] if scale == 1 else [seed, int(layer_index), round(1000 * scale)]
+        rng = np.random.default_rng(key)
         channels[layer] = np.sort(rng.choice(candidates, size=count, replace=False))
     return channels
 

@@ -23,7 +23,10 @@ from functools import lru_cache
 from typing import Any
 
 from pan.beyond.attack import DEFAULT_INJECTION_COUNT, DEFAULT_KINDS, DEFAULT_POSITIONS, KINDS
+from pan.beyond.attack_summary import DEFAULT_INJECTION_BOOTSTRAP
 from pan.beyond.reach import DEFAULT_MAX_DISTANCE
+from pan.bias.noise import DEFAULT_BOOTSTRAP, DEFAULT_MIN_MASS, DEFAULT_SPLITS
+from pan.bias.noise_family import DEFAULT_CHANNEL_SCALES, DEFAULT_RAND_SEEDS, DEFAULT_WEIGHT_NOISE
 from pan.bias.odds import DEFAULT_ODDS_THRESHOLD
 from pan.bias.outputs import DEFAULT_FRAME
 from pan.capture.classes import check_eval_labels
@@ -182,6 +185,8 @@ class InjectionSettings:
     """``zero`` (0 in input space), ``black`` (pixel value 0), ``copied`` (the control)."""
     count: int | None = DEFAULT_INJECTION_COUNT
     """The first ``count`` evaluation images get lines (``None``: all of them)."""
+    bootstrap: int = DEFAULT_INJECTION_BOOTSTRAP
+    """Bootstrap resamples of the intervals of the rates and their differences."""
 
     @classmethod
     def from_config(cls, entry: Mapping[str, Any]) -> InjectionSettings:
@@ -196,6 +201,29 @@ class InjectionSettings:
             if repeated:  # a repeated position would count its lines twice in mean_l1 and the rates
                 raise ValueError(f"injection.{key}: {repeated} listed more than once; list each once")
         return settings
+
+
+@dataclass(frozen=True)
+class NoiseSettings:
+    """The ``noise:`` section: §4's noise model (:mod:`pan.bias.noise_family`, :mod:`pan.bias.noise`)."""
+
+    rand_seeds: int = DEFAULT_RAND_SEEDS
+    """RAND-reflect draws (seeds ``rand_seed`` onwards), ``rand_reflect`` included."""
+    channel_scales: tuple[float, ...] = DEFAULT_CHANNEL_SCALES
+    """Random channel sets of these multiples of each layer's PAN count."""
+    weight_noise: tuple[float, ...] = DEFAULT_WEIGHT_NOISE
+    """Relative Gaussian weight noise levels."""
+    min_mass: float = DEFAULT_MIN_MASS
+    """A class counts only when the original's summed softmax over the images reaches this."""
+    bootstrap: int = DEFAULT_BOOTSTRAP
+    """Image-bootstrap resamples of the per-class odds intervals."""
+    splits: int = DEFAULT_SPLITS
+    """Random splits into two halves for the sampling-noise floor."""
+
+    @classmethod
+    def from_config(cls, entry: Mapping[str, Any]) -> NoiseSettings:
+        entry = {key: tuple(value) if isinstance(value, list) else value for key, value in entry.items()}
+        return cls(**entry)
 
 
 @dataclass(frozen=True)
@@ -223,6 +251,7 @@ class Settings:
     injection: InjectionSettings = InjectionSettings()
     share: ShareSettings = ShareSettings()
     bootstrap: BootstrapSettings = BootstrapSettings()
+    noise: NoiseSettings = NoiseSettings()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -248,6 +277,8 @@ class Settings:
             entry["share"] = ShareSettings(**entry["share"])
         if "bootstrap" in entry:
             entry["bootstrap"] = BootstrapSettings(**entry["bootstrap"])
+        if "noise" in entry:
+            entry["noise"] = NoiseSettings.from_config(entry["noise"])
         settings = cls(**entry)
         check_theta(settings.theta)
         unknown = sorted({n.model for n in settings.figures.neurons} - set(settings.models))
@@ -278,6 +309,7 @@ _SECTIONS: dict[str, type] = {
     "injection": InjectionSettings,
     "share": ShareSettings,
     "bootstrap": BootstrapSettings,
+    "noise": NoiseSettings,
 }
 """Where in the config each dataclass's fields are the known keys."""
 
@@ -320,6 +352,7 @@ def reject_unknown_keys(config: Mapping[str, Any]) -> None:
         "injection",
         "share",
         "bootstrap",
+        "noise",
     ):
         check(config.get(key), key, key)
     figures = config.get("figures")

@@ -165,6 +165,13 @@ def eval_runtime_min(wildcards, attempt):
     return (10 + len(image_records(SETTINGS.eval_images)) // 100) * attempt
 
 
+def noise_runtime_min(wildcards, attempt):
+    """Minutes for the §4 null family: the four variants' request per four members."""
+    noise = SETTINGS.noise
+    members = noise.rand_seeds - 1 + len(noise.channel_scales) + len(noise.weight_noise)
+    return eval_runtime_min(wildcards, attempt) * max(1, -(-members // 4))
+
+
 def per_model(pattern):
     """One file per configured model; scripts pair them with params.models, in the same order."""
     return expand(pattern, model=MODELS)

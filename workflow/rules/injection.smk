@@ -84,14 +84,20 @@ rule injection_summary:
         labels=per_model("results/pans/{model}.parquet"),
         tables=per_model("results/tables/injection_{model}.csv"),
     output:
-        report(
+        summary=report(
             "results/tables/injection_summary.csv",
             caption="../report/injection_summary.rst",
+            category="Beyond the paper",
+        ),
+        differences=report(
+            "results/tables/injection_differences.csv",
+            caption="../report/injection_differences.rst",
             category="Beyond the paper",
         ),
     params:
         models=MODELS,
         theta=SETTINGS.theta,
+        bootstrap=SETTINGS.injection.bootstrap,
     log:
         "results/logs/tables/injection_summary.log",
     conda:

@@ -1,4 +1,4 @@
-from pan.beyond.firing import write_injection_summary
+from pan.beyond.attack_summary import write_injection_summary
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):
@@ -7,6 +7,8 @@ with log_to(snakemake.log[0]):
         snakemake.input.firing,
         snakemake.input.labels,
         snakemake.input.tables,
-        snakemake.output[0],
+        snakemake.output.summary,
         snakemake.params.theta,
+        bootstrap=snakemake.params.bootstrap,
+        differences_out=snakemake.output.differences,
     )
