@@ -1,4 +1,4 @@
-"""pan.trust.run_ks: a run scored in memory gives the KS tables of its dump, to the bit."""
+"""pan.workflow.run_ks: a run scored in memory gives the KS tables of its dump, to the bit."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from conftest import tiny_config, write_images
 from pan.capture.images import ImageSpec
 from pan.capture.models import ModelSpec
 from pan.trust.controls import dump_run
-from pan.trust.run_ks import score_run
 from pan.workflow.resources import in_memory_ks_mem_mb, map_groups, write_layer_shapes
+from pan.workflow.run_ks import score_run
 
 TESTS = Path(__file__).resolve().parent
 

@@ -233,7 +233,7 @@ def map_groups(shapes: Mapping[str, Any], images: int, budget_mb: float = MAPS_B
 
 
 def in_memory_ks_mem_mb(shapes: Mapping[str, Any], images: int, budget_mb: float = MAPS_BUDGET_MB) -> int:
-    """Memory (MB) of a KS job that makes its maps itself (:func:`pan.trust.run_ks.score_run`
+    """Memory (MB) of a KS job that makes its maps itself (:func:`pan.workflow.run_ks.score_run`
     without a dump): the base of a forward pass, the weights, the decoded images, the largest
     group of maps (:func:`map_groups`) and the scoring of its largest layer."""
     by_name = {layer["name"]: layer for layer in shapes["layers"]}

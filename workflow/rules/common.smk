@@ -43,7 +43,7 @@ wildcard_constraints:
 
 
 # Runs whose KS job reads their activation dump (kept: figures and reach read the main one);
-# every other run makes its maps in its KS job and scores them in memory (pan.trust.run_ks).
+# every other run makes its maps in its KS job and scores them in memory (pan.workflow.run_ks).
 DUMPED_RUNS = {""}
 
 

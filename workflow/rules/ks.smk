@@ -1,5 +1,5 @@
 # The KS tables of every run (the main run, controls, draws) and its record, by one function
-# (pan.trust.run_ks.score_run): from the run's dump where it keeps one, else from maps made and
+# (pan.workflow.run_ks.score_run): from the run's dump where it keeps one, else from maps made and
 # scored in memory in this job.
 rule ks_scores:
     input:

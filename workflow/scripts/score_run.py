@@ -1,5 +1,5 @@
 from pan.logs import log_to
-from pan.trust.run_ks import score_run
+from pan.workflow.run_ks import score_run
 
 with log_to(snakemake.log[0]):
     score_run(
