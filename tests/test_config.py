@@ -22,6 +22,7 @@ from pan.workflow.config import (
     FigureSettings,
     InjectionSettings,
     OutputSettings,
+    OriginSettings,
     ReachSettings,
     Settings,
     ShareSettings,
@@ -99,6 +100,7 @@ def test_the_schema_states_no_defaults_and_the_same_keys_and_sources_as_the_sett
     conditions = SCHEMA["properties"]["controls"]["properties"]["conditions"]["items"]["enum"]
     assert tuple(conditions) == CONDITIONS
     assert set(SCHEMA["properties"]["reach"]["properties"]) == {f.name for f in fields(ReachSettings)}
+    assert set(SCHEMA["properties"]["origin"]["properties"]) == {f.name for f in fields(OriginSettings)}
     assert set(SCHEMA["properties"]["injection"]["properties"]) == {f.name for f in fields(InjectionSettings)}
     assert set(SCHEMA["properties"]["outputs"]["properties"]) == {f.name for f in fields(OutputSettings)}
     assert set(SCHEMA["properties"]["share"]["properties"]) == {f.name for f in fields(ShareSettings)}
@@ -122,6 +124,8 @@ def test_the_configuration_page_states_the_defaults_of_the_settings():
         "share.q": defaults.share.q,
         "bootstrap.replicates": defaults.bootstrap.replicates,
         "bootstrap.seed": defaults.bootstrap.seed,
+        "origin.replicates": defaults.origin.replicates,
+        "origin.seed": defaults.origin.seed,
         "injection.count": defaults.injection.count,
     }.items():
         assert f"| `{key}` | {value} |" in readme, key

@@ -23,6 +23,7 @@ from functools import lru_cache
 from typing import Any
 
 from pan.beyond.attack import DEFAULT_INJECTION_COUNT, DEFAULT_KINDS, DEFAULT_POSITIONS, KINDS
+from pan.beyond.probe import DEFAULT_REPLICATES, DEFAULT_SEED
 from pan.beyond.reach import DEFAULT_MAX_DISTANCE
 from pan.bias.odds import DEFAULT_ODDS_THRESHOLD
 from pan.bias.outputs import DEFAULT_FRAME
@@ -45,6 +46,7 @@ __all__ = [
     "InjectionSettings",
     "RENAMED_KEYS",
     "OutputSettings",
+    "OriginSettings",
     "ReachSettings",
     "ShareSettings",
     "Settings",
@@ -139,6 +141,16 @@ class StabilitySettings:
 
 
 @dataclass(frozen=True)
+class OriginSettings:
+    """The ``origin:`` section: the image bootstrap of the origin 2x2 and the flip control."""
+
+    replicates: int = DEFAULT_REPLICATES
+    """Bootstrap draws of the §3 batch behind every strength interval."""
+    seed: int = DEFAULT_SEED
+    """Seed of the draws (the same draws for every condition and layer: paired)."""
+
+
+@dataclass(frozen=True)
 class ReachSettings:
     """The ``reach:`` section: how far from each border padding awareness is scored."""
 
@@ -220,6 +232,7 @@ class Settings:
     stability: StabilitySettings = StabilitySettings()
     reach: ReachSettings = ReachSettings()
     outputs: OutputSettings = OutputSettings()
+    origin: OriginSettings = OriginSettings()
     injection: InjectionSettings = InjectionSettings()
     share: ShareSettings = ShareSettings()
     bootstrap: BootstrapSettings = BootstrapSettings()
@@ -242,6 +255,8 @@ class Settings:
             entry["reach"] = ReachSettings(**entry["reach"])
         if "outputs" in entry:
             entry["outputs"] = OutputSettings(**entry["outputs"])
+        if "origin" in entry:
+            entry["origin"] = OriginSettings(**entry["origin"])
         if "injection" in entry:
             entry["injection"] = InjectionSettings.from_config(entry["injection"])
         if "share" in entry:
@@ -275,6 +290,7 @@ _SECTIONS: dict[str, type] = {
     "stability": StabilitySettings,
     "reach": ReachSettings,
     "outputs": OutputSettings,
+    "origin": OriginSettings,
     "injection": InjectionSettings,
     "share": ShareSettings,
     "bootstrap": BootstrapSettings,
@@ -320,6 +336,7 @@ def reject_unknown_keys(config: Mapping[str, Any]) -> None:
         "injection",
         "share",
         "bootstrap",
+        "origin",
     ):
         check(config.get(key), key, key)
     figures = config.get("figures")
