@@ -3,5 +3,9 @@ from pan.logs import log_to
 
 with log_to(snakemake.log[0]):
     write_origin_figure(
-        snakemake.input[0], snakemake.wildcards.model, snakemake.params.theta, snakemake.output.html, snakemake.output.png
+        snakemake.input[0],
+        snakemake.wildcards.model,
+        snakemake.params.theta,
+        snakemake.output.html,
+        snakemake.output.png,
     )
