@@ -30,11 +30,13 @@ def test_each_planted_neuron_gets_its_verdict(verdicts):
 def test_content_moves_to_the_mirrored_border_and_padding_stays(verdicts):
     content = verdicts.filter((pl.col("layer") == "c1") & (pl.col("neuron") == 3)).row(0, named=True)
     assert content["flip"] == "flip_tb" and content["stay_hi"] < 0.1 and content["moved_lo"] > 0.9
+    assert content["gap_lo"] > 0.9 and content["flipped_gap_hi"] < -0.9
     padding = verdicts.filter((pl.col("layer") == "c1") & (pl.col("neuron") == 4)).row(0, named=True)
     assert padding["flip"] == "flip_lr" and padding["stay_lo"] > 0.9 and padding["moved_hi"] < 0.1
-    assert padding["change_stay_lo"] <= 0 <= padding["change_stay_hi"]
+    assert padding["gap_lo"] > 0.9 and padding["flipped_gap_lo"] > 0.9
     symmetric = verdicts.filter((pl.col("layer") == "c1") & (pl.col("neuron") == 5))
-    assert symmetric["symmetric"].all() and set(symmetric["border_verdict"]) == {"unclear"}
+    assert symmetric["symmetric"].all() and not symmetric["informative"].any()
+    assert set(symmetric["border_verdict"]) == {"unclear"}
 
 
 def test_counts_per_model_and_type(verdicts):
@@ -47,13 +49,12 @@ def test_counts_per_model_and_type(verdicts):
         2,
         1,
     )
-    assert rows["LR"]["unclear_symmetric"] == 1 and rows["T"]["content"] == 2
+    assert rows["LR"]["uninformative"] == 1 and rows["T"]["content"] == 2
 
 
-def test_border_verdicts_need_confident_decisions():
-    assert border_verdict({True}, {False}, symmetric=False) == "padding"
-    assert border_verdict({False}, {True}, symmetric=False) == "content"
-    assert border_verdict({True}, {True}, symmetric=False) == "unclear"
-    assert border_verdict({False}, {False}, symmetric=False) == "unclear"
-    assert border_verdict({True, False}, {False}, symmetric=False) == "unclear"
-    assert border_verdict({True}, {False}, symmetric=True) == "unclear"
+def test_border_verdicts_compare_the_gap_to_the_mirror_before_and_after_the_flip():
+    assert border_verdict((0.3, 0.6), (0.2, 0.5)) == "padding"
+    assert border_verdict((-0.6, -0.3), (-0.5, -0.2)) == "padding"
+    assert border_verdict((0.3, 0.6), (-0.5, -0.2)) == "content"
+    assert border_verdict((0.3, 0.6), (-0.1, 0.4)) == "unclear"  # part of the response moved
+    assert border_verdict((-0.05, 0.1), (0.2, 0.5)) == "unclear"  # border and mirror alike

@@ -8,15 +8,19 @@ was, the content moves to the opposite border. The batch is rerun flipped left-r
 border is scored again on its own border and on the mirrored one (:func:`flip_strengths`,
 strengths and paired image-bootstrap intervals as in :mod:`pan.beyond.probe`).
 
-Per PAN border at theta (:func:`border_verdict`):
+Per PAN border the verdict compares the border with its mirror (:func:`border_verdict`), on
+the batch and flipped: the *gap* ``strength(border) - strength(mirror)`` (T-B, L-R), with paired
+image-bootstrap intervals. Padding keeps the gap's sign under the flip, content reverses it:
 
-- ``padding``: it still passes on its own border after the flip, and not on the mirrored one;
-- ``content``: it no longer passes on its own border, and passes on the mirrored one;
-- ``unclear``: anything else (both, neither), any of those decisions not confident, or a PAN of
-  both mirrored borders (an LR PAN under a left-right flip: the flip cannot tell them apart).
+- ``padding``: the gap and the flipped gap both exclude 0, with the same sign;
+- ``content``: both exclude 0, with opposite signs (the response moved with the images);
+- ``unclear``: the flipped gap's interval holds 0 (part of the response moved), or the gap's
+  interval does (the border and its mirror answer alike, as a TB or LR PAN may: the flip
+  cannot tell padding from content there; such a border is not *informative*).
 
-A PAN is ``padding`` (or ``content``) when every PAN border the flip can judge says so, else
-``unclear``.
+No theta enters the verdict, so a PAN just above theta is judged as surely as a strong one;
+theta only decides which neurons are PANs. A PAN is ``padding`` (or ``content``) when every
+informative PAN border says so, else ``unclear`` (also when none is informative).
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ from .probe import (
     STRENGTH_SCHEMA,
     capture_channels,
     pan_channels,
-    plausible,
     strength_table,
 )
 
@@ -60,16 +63,18 @@ AXIS = {"T": "flip_tb", "B": "flip_tb", "L": "flip_lr", "R": "flip_lr"}
 VERDICTS: tuple[str, ...] = ("padding", "content", "unclear")
 
 
-def border_verdict(stays: set[bool], moves: set[bool], symmetric: bool) -> str:
-    """``padding``, ``content`` or ``unclear`` from the plausible outcomes
-    (:func:`pan.beyond.probe.plausible`) of "passes on its own border after the flip" and
-    "passes on the mirrored border"."""
-    if symmetric or len(stays) > 1 or len(moves) > 1:
+def border_verdict(gap: tuple[float, float], flipped_gap: tuple[float, float]) -> str:
+    """``padding``, ``content`` or ``unclear`` from the intervals ``(lo, hi)`` of a border's gap
+    to its mirror on the batch and on the flipped batch (see the module)."""
+    sign, flipped_sign = (_sign(lo, hi) for lo, hi in (gap, flipped_gap))
+    if sign == 0 or flipped_sign == 0:
         return "unclear"
-    (stay,), (move,) = stays, moves
-    if stay and not move:
-        return "padding"
-    return "content" if move and not stay else "unclear"
+    return "padding" if sign == flipped_sign else "content"
+
+
+def _sign(lo: float, hi: float) -> int:
+    """+1 or -1 when the interval excludes 0 on that side, else 0."""
+    return 1 if lo > 0 else -1 if hi < 0 else 0
 
 
 def flip_strengths(
@@ -116,8 +121,9 @@ def flip_verdicts(
 ) -> pl.DataFrame:
     """One row per PAN border of ``labels``: its strength on the batch (``strength``, ``lo``,
     ``hi``), after the flip on its own border (``stay``...) and on the mirrored one (``moved``...),
-    the change on its own border (``change_stay``...), ``border_verdict``, the PAN's ``verdict``
-    and ``theta``."""
+    its gap to the mirror on the batch (``gap``...) and flipped (``flipped_gap``...),
+    ``informative``, ``border_verdict``, the PAN's ``verdict`` and ``theta`` (which only chose
+    the PANs)."""
     theta = check_theta(theta)
     pan_types = {
         (r["layer_index"], r["neuron"]): r["pan_type"] for r in labels.filter("is_pan").iter_rows(named=True)
@@ -135,21 +141,19 @@ def flip_verdicts(
             base = by[(index, neuron, border, "original")]
             stay = by[(index, neuron, border, AXIS[border])]
             moved = by[(index, neuron, MIRROR[border], AXIS[border])]
-            symmetric = MIRROR[border] in pan_type
-            verdict = border_verdict(
-                plausible(stay["strength"], stay["lo"], stay["hi"], theta),
-                plausible(moved["strength"], moved["lo"], moved["hi"], theta),
-                symmetric,
-            )
+            gap = (base["mirror_gap_lo"], base["mirror_gap_hi"])
+            verdict = border_verdict(gap, (stay["mirror_gap_lo"], stay["mirror_gap_hi"]))
             row = {"layer": base["layer"], "layer_index": index, "neuron": neuron, "pan_type": pan_type}
-            row |= {"border": border, "flip": AXIS[border], "symmetric": symmetric}
+            row |= {"border": border, "flip": AXIS[border], "symmetric": MIRROR[border] in pan_type}
+            row |= {"informative": _sign(*gap) != 0}
             row |= {"strength": base["strength"], "lo": base["lo"], "hi": base["hi"]}
             row |= {"stay": stay["strength"], "stay_lo": stay["lo"], "stay_hi": stay["hi"]}
             row |= {"moved": moved["strength"], "moved_lo": moved["lo"], "moved_hi": moved["hi"]}
-            row |= {"change_stay": stay["change"], "change_stay_lo": stay["change_lo"]}
-            row |= {"change_stay_hi": stay["change_hi"], "border_verdict": verdict}
+            row |= {"gap": base["mirror_gap"], "gap_lo": gap[0], "gap_hi": gap[1]}
+            row |= {"flipped_gap": stay["mirror_gap"], "flipped_gap_lo": stay["mirror_gap_lo"]}
+            row |= {"flipped_gap_hi": stay["mirror_gap_hi"], "border_verdict": verdict}
             borders.append(row)
-        judged = {row["border_verdict"] for row in borders if not row["symmetric"]}
+        judged = {row["border_verdict"] for row in borders if row["informative"]}
         verdict = judged.pop() if len(judged) == 1 and "unclear" not in judged else "unclear"
         rows.extend(row | {"verdict": verdict, "theta": theta} for row in borders)
     return (
@@ -161,8 +165,8 @@ def flip_verdicts(
 
 def _flip_schema() -> dict:
     schema = {"layer": pl.String, "layer_index": pl.Int32, "neuron": pl.Int32, "pan_type": pl.String}
-    schema |= {"border": pl.String, "flip": pl.String, "symmetric": pl.Boolean}
-    for name in ("", "stay", "moved", "change_stay"):
+    schema |= {"border": pl.String, "flip": pl.String, "symmetric": pl.Boolean, "informative": pl.Boolean}
+    for name in ("", "stay", "moved", "gap", "flipped_gap"):
         stem = name or "strength"
         prefix = f"{name}_" if name else ""
         schema |= {stem: pl.Float64, f"{prefix}lo": pl.Float64, f"{prefix}hi": pl.Float64}
@@ -195,9 +199,9 @@ def write_flip(
     return verdicts
 
 
-FLIP_COLUMNS = ("model", "pan_type", "pans", *VERDICTS, "unclear_symmetric")
-"""Columns of ``results/tables/flip_control.csv``; ``unclear_symmetric``: unclear PANs whose
-every border has its mirror among its PAN borders (TB, LR, TBLR, ...: the flip cannot judge)."""
+FLIP_COLUMNS = ("model", "pan_type", "pans", *VERDICTS, "uninformative")
+"""Columns of ``results/tables/flip_control.csv``; ``uninformative``: the unclear PANs none of
+whose PAN borders differs from its mirror beyond the interval (the flip cannot judge them)."""
 
 
 def flip_counts(verdicts: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
@@ -205,7 +209,7 @@ def flip_counts(verdicts: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
     frames = []
     for model, table in verdicts.items():
         per_pan = table.group_by("layer_index", "neuron", maintain_order=True).agg(
-            pl.col("pan_type", "verdict").first(), pl.col("symmetric").all()
+            pl.col("pan_type", "verdict").first(), pl.col("informative").any()
         )
         for pan_type, rows in [
             ("all", per_pan),
@@ -214,7 +218,7 @@ def flip_counts(verdicts: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
             if pan_type != "all" and rows.is_empty():
                 continue
             counts = {kind: int((rows["verdict"] == kind).sum()) for kind in VERDICTS}
-            counts["unclear_symmetric"] = int(rows["symmetric"].sum())
+            counts["uninformative"] = int((~rows["informative"]).sum())
             frames.append({"model": model, "pan_type": pan_type, "pans": rows.height, **counts})
     schema = {"model": pl.String, "pan_type": pl.String, **{c: pl.Int64 for c in FLIP_COLUMNS[2:]}}
     return pl.DataFrame(frames, schema=schema)

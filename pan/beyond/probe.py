@@ -60,9 +60,16 @@ STRENGTH_COLUMNS = (
     "change",
     "change_lo",
     "change_hi",
+    "mirror_gap",
+    "mirror_gap_lo",
+    "mirror_gap_hi",
 )
 """Columns of :func:`strength_table`: per neuron, border and condition the strength with its
-interval, and its change from the reference condition with the paired interval."""
+interval, its change from the reference condition, and its ``mirror_gap`` (strength on this
+border minus strength on the mirrored one, T-B, L-R, in the same condition), each with its
+paired interval."""
+MIRRORED = [BORDERS.index(b) for b in ("B", "T", "R", "L")]
+"""Column of each border's mirror in the T, B, L, R order."""
 STRENGTH_SCHEMA = {
     "layer": pl.String,
     "layer_index": pl.Int32,
@@ -124,6 +131,7 @@ def strength_table(
         lo, hi = np.quantile(boot[condition], tails, axis=0)
         change = boot[condition] - boot[reference]
         change_lo, change_hi = np.quantile(change, tails, axis=0)
+        gap_lo, gap_hi = np.quantile(boot[condition] - boot[condition][..., MIRRORED], tails, axis=0)
         columns = {
             "strength": point[condition],
             "lo": lo,
@@ -131,6 +139,9 @@ def strength_table(
             "change": point[condition] - point[reference],
             "change_lo": change_lo,
             "change_hi": change_hi,
+            "mirror_gap": point[condition] - point[condition][:, MIRRORED],
+            "mirror_gap_lo": gap_lo,
+            "mirror_gap_hi": gap_hi,
         }
         frames.append(
             pl.DataFrame(

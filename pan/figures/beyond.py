@@ -117,12 +117,18 @@ def write_injection_maps(maps: InjectedMaps, model: str, html: str | Path, png: 
 
 
 def _interval_scatter(
-    rows: pl.DataFrame, x: tuple[str, str], y: tuple[str, str], colour: str, domain: list[str], theta: float
+    rows: pl.DataFrame,
+    x: tuple[str, str],
+    y: tuple[str, str],
+    colour: str,
+    domain: list[str],
+    at: float,
+    span: tuple[float, float] = (0.0, 1.0),
 ) -> alt.LayerChart:
     """Points at ``(x, y)`` with their intervals (columns ``{x}_lo``...) as error bars, coloured by
-    ``colour``, and theta drawn on both axes."""
+    ``colour``, and dashed lines at ``at`` on both axes (which run over ``span``)."""
     (xc, xtitle), (yc, ytitle) = x, y
-    scale = alt.Scale(domain=[0, 1])
+    scale = alt.Scale(domain=list(span))
     palette = alt.Scale(domain=domain, range=list(DISTANCE_COLOURS[: len(domain)]))
     base = alt.Chart(rows)
     tooltip = ["layer:N", "neuron:Q", "pan_type:N", "border:N", f"{colour}:N", f"{xc}:Q", f"{yc}:Q"]
@@ -138,7 +144,7 @@ def _interval_scatter(
     ybars = base.mark_rule(opacity=0.35).encode(
         y=f"{yc}_lo:Q", y2=f"{yc}_hi:Q", x=f"{xc}:Q", color=alt.Color(f"{colour}:N", scale=palette)
     )
-    rule = pl.DataFrame({"theta": [theta]})
+    rule = pl.DataFrame({"theta": [at]})
     vertical = alt.Chart(rule).mark_rule(strokeDash=[4, 4], color="grey").encode(x="theta:Q")
     horizontal = alt.Chart(rule).mark_rule(strokeDash=[4, 4], color="grey").encode(y="theta:Q")
     return alt.layer(xbars, ybars, points, vertical, horizontal).properties(width=340, height=340)
@@ -185,23 +191,25 @@ def write_origin_figure(
 
 
 def flip_chart(verdicts: pl.DataFrame, model: str, theta: float) -> alt.LayerChart:
-    """Each PAN border of :func:`pan.beyond.flip.flip_verdicts`: after the flip along its axis, its
-    strength on its own border (x) against the mirrored border (y), 95 % intervals."""
+    """Each PAN border of :func:`pan.beyond.flip.flip_verdicts`: its gap to the mirrored border on
+    the batch (x) against the same gap with the images flipped along its axis (y), 95 %
+    intervals. Padding keeps the sign (bottom left, top right), content reverses it."""
     from pan.beyond.flip import VERDICTS
 
     chart = _interval_scatter(
         verdicts,
-        ("stay", "strength on its own border, images flipped"),
-        ("moved", "strength on the mirrored border, images flipped"),
+        ("gap", "strength minus the mirrored border's, on the batch"),
+        ("flipped_gap", "the same, images flipped"),
         "border_verdict",
         list(VERDICTS),
-        theta,
+        0.0,
+        (-1.0, 1.0),
     )
     return chart.properties(
         title=alt.Title(
             f"{model}: flip control",
-            subtitle=f"θ = {theta}; bottom right: stays at its border (padding), "
-            "top left: moves with the content",
+            subtitle=f"PANs at θ = {theta}; same sign after the flip: the response stays at its "
+            "border (padding); opposite sign: it moves with the content",
         )
     )
 
