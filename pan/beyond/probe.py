@@ -41,7 +41,7 @@ __all__ = [
     "strength_table",
 ]
 
-DEFAULT_REPLICATES = 200
+DEFAULT_REPLICATES = 100
 """Bootstrap replicates of the image batch (``origin.replicates``)."""
 DEFAULT_SEED = 0
 """Seed of the bootstrap draws (``origin.seed``)."""
