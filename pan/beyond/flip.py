@@ -15,8 +15,12 @@ image-bootstrap intervals. Padding keeps the gap's sign under the flip, content 
 - ``padding``: the gap and the flipped gap both exclude 0, with the same sign;
 - ``content``: both exclude 0, with opposite signs (the response moved with the images);
 - ``unclear``: the flipped gap's interval holds 0 (part of the response moved), or the gap's
-  interval does (the border and its mirror answer alike, as a TB or LR PAN may: the flip
-  cannot tell padding from content there; such a border is not *informative*).
+  interval does (the border and its mirror answer alike).
+
+A border whose mirror is a PAN border too (T and B of a TB PAN, L and R of an LR PAN) is not
+*informative*: the PAN answers on both sides whatever the flip, and the flip can only swap the
+small difference between them, which says nothing about the response itself. Neither is a
+border whose gap's interval holds 0.
 
 No theta enters the verdict, so a PAN just above theta is judged as surely as a strong one;
 theta only decides which neurons are PANs. A PAN is ``padding`` (or ``content``) when every
@@ -144,8 +148,9 @@ def flip_verdicts(
             gap = (base["mirror_gap_lo"], base["mirror_gap_hi"])
             verdict = border_verdict(gap, (stay["mirror_gap_lo"], stay["mirror_gap_hi"]))
             row = {"layer": base["layer"], "layer_index": index, "neuron": neuron, "pan_type": pan_type}
-            row |= {"border": border, "flip": AXIS[border], "symmetric": MIRROR[border] in pan_type}
-            row |= {"informative": _sign(*gap) != 0}
+            symmetric = MIRROR[border] in pan_type
+            row |= {"border": border, "flip": AXIS[border], "symmetric": symmetric}
+            row |= {"informative": not symmetric and _sign(*gap) != 0}
             row |= {"strength": base["strength"], "lo": base["lo"], "hi": base["hi"]}
             row |= {"stay": stay["strength"], "stay_lo": stay["lo"], "stay_hi": stay["hi"]}
             row |= {"moved": moved["strength"], "moved_lo": moved["lo"], "moved_hi": moved["hi"]}
