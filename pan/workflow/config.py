@@ -23,7 +23,8 @@ from functools import lru_cache
 from typing import Any
 
 from pan.beyond.attack import DEFAULT_INJECTION_COUNT, DEFAULT_KINDS, DEFAULT_POSITIONS, KINDS
-from pan.beyond.probe import DEFAULT_REPLICATES, DEFAULT_SEED
+from pan.beyond.probe import DEFAULT_REPLICATES as ORIGIN_REPLICATES
+from pan.beyond.probe import DEFAULT_SEED as ORIGIN_SEED
 from pan.beyond.reach import DEFAULT_MAX_DISTANCE
 from pan.bias.odds import DEFAULT_ODDS_THRESHOLD
 from pan.bias.outputs import DEFAULT_FRAME
@@ -144,9 +145,9 @@ class StabilitySettings:
 class OriginSettings:
     """The ``origin:`` section: the image bootstrap of the origin 2x2 and the flip control."""
 
-    replicates: int = DEFAULT_REPLICATES
+    replicates: int = ORIGIN_REPLICATES
     """Bootstrap draws of the §3 batch behind every strength interval."""
-    seed: int = DEFAULT_SEED
+    seed: int = ORIGIN_SEED
     """Seed of the draws (the same draws for every condition and layer: paired)."""
 
 
