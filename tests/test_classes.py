@@ -46,7 +46,8 @@ def test_imagenet_folders_must_be_synsets(tmp_path):
 
 
 def test_evaluation_images_are_checked_when_section_4_is_requested(tmp_path, monkeypatch):
-    from pan.workflow.config import ConfigError, checked_eval_images, load_settings
+    from pan.workflow.config import checked_eval_images, load_settings
+    from pan.workflow.sections import ConfigError
 
     monkeypatch.chdir(tmp_path)
     shutil.copy(TESTS / "tiny_net.py", "tiny_net.py")

@@ -15,20 +15,19 @@ from pan.capture.images import ImageSpec
 from pan.capture.inference import DEFAULT_MICRO_BATCH
 from pan.core.labelling import DEFAULT_THETA
 from pan.trust.controls import CONDITIONS
-from pan.workflow.config import (
+from pan.workflow.config import Settings, load_settings, reject_unknown_keys
+from pan.workflow.sections import (
     BootstrapSettings,
     ConfigError,
     ControlSettings,
     FigureSettings,
     InjectionSettings,
     NoiseSettings,
+    OriginSettings,
     OutputSettings,
     ReachSettings,
-    Settings,
     ShareSettings,
     StabilitySettings,
-    load_settings,
-    reject_unknown_keys,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,6 +99,7 @@ def test_the_schema_states_no_defaults_and_the_same_keys_and_sources_as_the_sett
     conditions = SCHEMA["properties"]["controls"]["properties"]["conditions"]["items"]["enum"]
     assert tuple(conditions) == CONDITIONS
     assert set(SCHEMA["properties"]["reach"]["properties"]) == {f.name for f in fields(ReachSettings)}
+    assert set(SCHEMA["properties"]["origin"]["properties"]) == {f.name for f in fields(OriginSettings)}
     assert set(SCHEMA["properties"]["injection"]["properties"]) == {f.name for f in fields(InjectionSettings)}
     assert set(SCHEMA["properties"]["outputs"]["properties"]) == {f.name for f in fields(OutputSettings)}
     assert set(SCHEMA["properties"]["share"]["properties"]) == {f.name for f in fields(ShareSettings)}
@@ -124,6 +124,8 @@ def test_the_configuration_page_states_the_defaults_of_the_settings():
         "share.q": defaults.share.q,
         "bootstrap.replicates": defaults.bootstrap.replicates,
         "bootstrap.seed": defaults.bootstrap.seed,
+        "origin.replicates": defaults.origin.replicates,
+        "origin.seed": defaults.origin.seed,
         "injection.count": defaults.injection.count,
         "injection.bootstrap": defaults.injection.bootstrap,
         "noise.rand_seeds": defaults.noise.rand_seeds,

@@ -21,8 +21,9 @@ from pan.core.scoring import score_dump
 from pan.trust.controls import control_model, controls_table, dump_run, label_run_files, reinitialise
 from pan.trust.runs import draw_seed, parse_run
 from pan.trust.stability import jaccard, stability, stability_summary, t_interval
-from pan.workflow.config import ConfigError, load_settings
+from pan.workflow.config import load_settings
 from pan.workflow.run import run_workflow, scheduled_jobs
+from pan.workflow.sections import ConfigError
 
 TESTS = Path(__file__).resolve().parent
 PLANTED = {key for key, kind in EXPECTED_TYPES.items() if kind}

@@ -83,15 +83,10 @@ def test_the_workflow_labels_origin_reach_and_lines(beyond_run):
     assert {
         (r["layer"], r["neuron"]): r["pan_type"] for r in labels.iter_rows(named=True)
     } == beyond_net.EXPECTED_TYPES
-    origin = pl.read_csv(beyond_run / "results/tables/pan_origin.csv")
-    assert origin.filter(pl.col("pan_type") == "all").select("pans", "nascent", "downstream", "mixed").row(
-        0
-    ) == (
-        3,
-        2,
-        1,
-        0,
-    )
+    origin = pl.read_csv(beyond_run / "results/tables/pan_origin.csv").filter(pl.col("pan_type") == "all")
+    assert origin.select("pans", "nascent", "downstream", "mixed", "confident").row(0) == (3, 2, 1, 0, 3)
+    flip = pl.read_csv(beyond_run / "results/tables/flip_control.csv").filter(pl.col("pan_type") == "all")
+    assert flip.select("pans", "padding", "content", "unclear").row(0) == (3, 3, 0, 0)
     reach = pl.read_csv(beyond_run / "results/tables/reach.csv")
     assert reach.select("distance", "padding_aware", "not_pan_at_0").rows() == [
         (0, 3, 0),
@@ -114,7 +109,7 @@ def test_the_workflow_labels_origin_reach_and_lines(beyond_run):
     assert {"kind - copied", "variant - original"} == set(differences["comparison"])
     table = pl.read_csv(beyond_run / "results/tables/injection_tiny.csv")
     assert table.height == 8 * 18 * 3 and set(table["variant"]) == {"original", "pan_reflect", "rand_reflect"}
-    for figure in ("reach_depth", "injection_map"):
+    for figure in ("reach_depth", "injection_map", "origin_2x2", "flip_borders"):
         assert (beyond_run / f"results/figures/tiny/{figure}.png").stat().st_size > 0
 
 
@@ -124,13 +119,20 @@ def test_theta_reruns_labels_and_tables_never_label_free_passes(beyond_run):
     assert "Nothing to be done" in unchanged.stdout + unchanged.stderr
     rerun = run_workflow(beyond_run, "-n", "beyond_paper", "--config", "theta=0.4")
     jobs = scheduled_jobs(rerun.stdout + rerun.stderr)
-    assert {"activations", "ks_layer", "own_reflect_ks", "reach_stats", "injection_firing"}.isdisjoint(jobs)
-    assert {"label_pans", "origin", "pan_origin", "reach_table", "injection_summary"} <= set(jobs)
-    # label-dependent forward passes (PAN-reflect / RAND-reflect lines, the figure's PAN) may rerun
+    assert {"activations", "ks_layer", "reach_stats", "injection_firing"}.isdisjoint(jobs)
+    assert {"label_pans", "origin", "pan_origin", "flip_control", "reach_table", "injection_summary"} <= set(
+        jobs
+    )
+    # label-dependent forward passes (origin 2x2 and flip control of the PANs, PAN-reflect /
+    # RAND-reflect lines, the figure's PAN) may rerun
     assert set(jobs) <= {
         "label_pans",
         "origin",
         "pan_origin",
+        "origin_figure",
+        "flip_control",
+        "flip_table",
+        "flip_figure",
         "reach_table",
         "reach_figure",
         "injection_variants",

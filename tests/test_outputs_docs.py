@@ -9,7 +9,9 @@ import polars as pl
 import pytest
 from conftest import ks_table, runs_from
 
-from pan.beyond.origin import label_origin
+from pan.beyond.flip import FLIPS, flip_counts, flip_verdicts
+from pan.beyond.origin import CONDITIONS, label_origin, origin_counts
+from pan.beyond.probe import STRENGTH_SCHEMA
 from pan.bias.influence import influence_summary, sample_influence
 from pan.core.labelling import label_pans
 from pan.core.tables import table1
@@ -59,10 +61,32 @@ def influence_tables() -> pl.DataFrame:
     return sample_influence(runs_from(logits, truth=[0, 1, 2, 1]))
 
 
-def test_origin_columns_follow_the_schema_table(labels):
-    origin = label_origin(labels, ks_table(1), 0.5)
+def strengths(labels: pl.DataFrame, conditions: tuple[str, ...]) -> pl.DataFrame:
+    """Made-up strengths (:data:`pan.beyond.probe.STRENGTH_SCHEMA`) of every PAN of ``labels``."""
+    pans = labels.filter("is_pan").select("layer", "layer_index", "neuron")
+    rows = [
+        {**pan, "border": b, "condition": c, **dict.fromkeys(STRENGTH_SCHEMA_VALUES, 0.6)}
+        for pan in pans.iter_rows(named=True)
+        for b in BORDERS
+        for c in conditions
+    ]
+    return pl.DataFrame(rows, schema=STRENGTH_SCHEMA)
+
+
+STRENGTH_SCHEMA_VALUES = ("strength", "lo", "hi", "change", "change_lo", "change_hi")
+STRENGTH_SCHEMA_VALUES += ("mirror_gap", "mirror_gap_lo", "mirror_gap_hi")
+
+
+def test_origin_and_flip_columns_follow_the_schema_table(labels):
+    origin = label_origin(strengths(labels, CONDITIONS), labels, 0.5)
     assert origin.height > 0
     assert origin.columns == documented_columns("results/origin/{model}.parquet")
+    assert list(STRENGTH_SCHEMA) == documented_columns("results/origin/{model}_strengths.parquet")
+    assert origin_counts({"m": origin}).columns == documented_columns("results/tables/pan_origin.csv")
+    flip = flip_verdicts(strengths(labels, ("original", *FLIPS)), labels, 0.5)
+    assert flip.height > 0
+    assert flip.columns == documented_columns("results/flip/{model}.parquet")
+    assert flip_counts({"m": flip}).columns == documented_columns("results/tables/flip_control.csv")
 
 
 def test_sample_influence_columns_follow_the_schema_table():

@@ -7,7 +7,7 @@ import pytest
 
 from pan.beyond.selection import select_neurons, slot_neuron, write_selection
 from pan.core.labelling import label_pans
-from pan.workflow.config import FigureSettings
+from pan.workflow.sections import FigureSettings
 
 
 def hand_ks(rows: dict[int, tuple[float, float, float]]) -> pl.DataFrame:

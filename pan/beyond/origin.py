@@ -1,152 +1,295 @@
-"""Nascent vs downstream PANs, told apart by an intervention (beyond §3).
+"""Nascent vs downstream PANs as a 2x2 intervention design (beyond §3).
 
 §3 names two kinds of PAN: *nascent* PANs read the padding of their own conv, *downstream*
-PANs get the border from earlier layers (Fig. 8). Here the difference is measured: for each
-analysed layer, the §3 batch runs again with reflect padding in that layer's own conv only
-(every channel of it; every other layer keeps zero padding), and the layer is scored again
-with §3's KS, KS+ and KS- (:func:`own_reflect_ks`: one forward pass per layer, stopped at
-the layer, only its maps in memory; no dump written). These statistics are theta-free.
+PANs get the border from earlier layers (Fig. 8). Here both paddings are switched
+independently: a layer's **own** padding (its conv) and its **upstream** padding (every
+analysed conv before it) are each zero or reflect, four conditions
+(:data:`CONDITIONS`):
 
-:func:`label_origin` then applies the PAN rule at theta: a PAN border that no longer passes
-when only its own padding changes is ``nascent``; one that still passes is ``downstream``.
-A PAN whose borders disagree is ``mixed``.
+================  ===========  ================
+condition         own padding  upstream padding
+================  ===========  ================
+``original``      zero         zero
+``own_reflect``   reflect      zero
+``up_reflect``    zero         reflect
+``all_reflect``   reflect      reflect
+================  ===========  ================
+
+Two forward passes of the §3 batch give all four (:func:`origin_strengths`): one where every
+analysed conv passes its zero-padded output on, one where every conv passes its reflect-padded
+output on; at each layer holding PANs both versions of the PANs' channels are kept. The
+strength ``min(KS, max(KS+, KS-))`` of each PAN border under each condition, and its change
+from ``original``, get paired image-bootstrap intervals (:mod:`pan.beyond.probe`).
+
+:func:`label_origin` then reads, per PAN border, which zero padding *suffices* for the border
+to pass the PAN rule at theta:
+
+- ``nascent``: its own padding suffices (``up_reflect`` passes), upstream padding alone does
+  not (``own_reflect`` fails);
+- ``downstream``: upstream padding suffices, its own alone does not;
+- ``either``: each alone suffices;
+- ``needs_both``: neither alone suffices, only both together;
+- ``no_padding``: it passes with no zero padding at all (``all_reflect``): no padding
+  response (the flip control, :mod:`pan.beyond.flip`, tells whether it follows the content).
+
+A border's category is *confident* when every decision it rests on is (the point estimate
+and its interval on the same side of theta). A PAN takes the category its PAN borders share;
+it is ``mixed`` only when no category is plausible for all of them, i.e. when its borders
+disagree beyond their intervals. A PAN's origin is confident when its intervals allow no
+other: every border's category is confident, or the borders disagree whatever they allow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import product
 from pathlib import Path
 from typing import TextIO
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from pan.core.borders import BORDERS
-from pan.core.labelling import DEFAULT_THETA, check_theta, pan_rule
-from pan.core.scoring import KS_SCHEMA, score_maps
+from pan.core.labelling import DEFAULT_THETA, PAN_TYPES, check_theta
+
+from .probe import DEFAULT_REPLICATES, DEFAULT_SEED, STRENGTH_SCHEMA, pan_channels, plausible, strength_table
 
 __all__ = [
+    "CONDITIONS",
     "ORIGINS",
     "ORIGIN_COLUMNS",
+    "border_origin",
     "label_origin",
     "origin_counts",
-    "own_reflect_ks",
+    "origin_strengths",
     "write_origin",
     "write_origin_table",
-    "write_own_reflect_ks",
 ]
 
-ORIGINS: tuple[str, ...] = ("nascent", "downstream", "mixed")
+CONDITIONS: tuple[str, ...] = ("original", "own_reflect", "up_reflect", "all_reflect")
+"""The 2x2 design: own padding x upstream padding, each zero or reflect (see the module)."""
+ORIGINS: tuple[str, ...] = ("nascent", "downstream", "either", "needs_both", "no_padding")
+"""Border categories, in the order a PAN's plausible categories are tried."""
 
 
-def own_reflect_ks(
-    net, records, transform, micro_batch: int, device: str = "auto", progress: TextIO | None = None
-):
-    """KS tables (:data:`pan.core.scoring.KS_SCHEMA`) of every analysed layer of ``net`` when that
-    layer alone pads with reflect, over ``records`` preprocessed once by ``transform``."""
-    import torch
+def border_origin(own_suffices: bool, upstream_suffices: bool, no_padding: bool) -> str:
+    """The category of a PAN border from which zero padding suffices for it to pass."""
+    if no_padding:
+        return "no_padding"
+    if own_suffices and upstream_suffices:
+        return "either"
+    if own_suffices:
+        return "nascent"
+    return "downstream" if upstream_suffices else "needs_both"
 
-    from pan.bias.reflect import with_reflect_padding
-    from pan.capture.inference import layer_outputs, pick_device, preprocessed_batches
-    from pan.capture.layers import AnalysedLayer, analysed_layers
+
+def origin_strengths(
+    net,
+    records,
+    transform,
+    labels: pl.DataFrame,
+    micro_batch: int,
+    device: str = "auto",
+    replicates: int = DEFAULT_REPLICATES,
+    seed: int = DEFAULT_SEED,
+    progress: TextIO | None = None,
+) -> pl.DataFrame:
+    """Strengths (:data:`pan.beyond.probe.STRENGTH_COLUMNS`) of the PANs of ``labels`` under the four
+    :data:`CONDITIONS`, over ``records`` preprocessed by ``transform`` (two forward passes)."""
+    from pan.capture.inference import pick_device, preprocessed_batches
     from pan.logs import image_progress
 
+    pans = pan_channels(labels)
+    if not pans:
+        return pl.DataFrame(schema=STRENGTH_SCHEMA)
     target = pick_device(device)
     net = net.to(target).eval()
     batches = list(preprocessed_batches(records, transform, micro_batch))
-    layers = analysed_layers(net, batches[0][:1].to(target))  # indexed by depth, as the dump
-    bar = image_progress(len(records) * len(layers), "own-reflect passes", progress)
-    tables = []
-    for layer in layers:
-        variant = with_reflect_padding(net, {layer.name: torch.ones(layer.out_channels, dtype=torch.bool)})
-        hooked = AnalysedLayer(layer.index, layer.name, variant.get_submodule(layer.name))
-        maps = layer_outputs(variant, hooked, iter(batches), target, bar.update).numpy()
-        tables.append(score_maps(maps, layer.name, layer.index))
-        del maps, variant
+    bar = image_progress(2 * len(records), "origin passes (zero, reflect)", progress)
+    kept: dict[tuple[str, str], list] = {}
+    for flow in ("zero", "reflect"):
+        _probe_pass(net, pans, flow, batches, target, kept, bar.update)
     bar.close()
-    return pa.concat_tables(tables) if tables else KS_SCHEMA.empty_table()
+    import numpy as np
+
+    names = {("zero", "zero"): "original", ("zero", "reflect"): "own_reflect"}
+    names |= {("reflect", "zero"): "up_reflect", ("reflect", "reflect"): "all_reflect"}
+    tables = []
+    for layer, (index, neurons) in pans.items():
+        conditions = {
+            names[(flow, own)]: np.concatenate(kept[(layer, flow, own)])
+            for flow, own in product(("zero", "reflect"), repeat=2)
+        }
+        conditions = {c: conditions[c] for c in CONDITIONS}
+        tables.append(strength_table(layer, index, neurons, conditions, replicates, seed, "original"))
+    return pl.concat(tables)
 
 
-def write_own_reflect_ks(
-    model, images, out: str | Path, micro_batch: int, device: str = "auto", progress: TextIO | None = None
-) -> pa.Table:
-    """:func:`own_reflect_ks` of the configured ``model`` (a ModelSpec) over the §3 batch
-    ``images`` (an ImageSpec), written to ``out``."""
+def _probe_pass(net, pans, flow, batches, device, kept, on_batch) -> None:
+    """One forward pass where every analysed conv passes its ``flow``-padded output on; at PAN
+    layers the PANs' channels of both the zero- and the reflect-padded output are kept in
+    ``kept[(layer, flow, own)]``. ``net`` is not changed (a variant sharing its weights runs)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    from pan.bias.reflect import ChannelPaddedConv2d, with_reflect_padding
+    from pan.capture.inference import full_float32
+    from pan.capture.layers import analysed_layers
+
+    class Probe(nn.Module):
+        def __init__(self, name: str, inner: nn.Module):
+            super().__init__()
+            self.name, self.inner = name, inner
+            picked = pans.get(name, (0, None))[1]
+            self.picked = None if picked is None else torch.as_tensor(picked, device=device)
+
+        def forward(self, x):
+            inner = self.inner
+            if isinstance(inner, ChannelPaddedConv2d):
+                padded = F.pad(x, inner.input_padding) if any(inner.input_padding) else x
+                zero = inner.conv(padded) if flow == "zero" or self.picked is not None else None
+                reflect = inner(x) if flow == "reflect" or self.picked is not None else None
+            else:  # no zero padding to switch (another padding_mode, or a wrapper pan leaves alone)
+                zero = reflect = inner(x)
+            if self.picked is not None:
+                for own, maps in (("zero", zero), ("reflect", reflect)):
+                    part = maps.index_select(1, self.picked).float().cpu().numpy()
+                    kept.setdefault((self.name, flow, own), []).append(part)
+            return zero if flow == "zero" else reflect
+
+    variant = with_reflect_padding(net)
+    for layer in analysed_layers(net):
+        variant.set_submodule(layer.name, Probe(layer.name, variant.get_submodule(layer.name)))
+    with torch.inference_mode(), full_float32():
+        for batch in batches:
+            variant(batch.to(device))
+            on_batch(len(batch))
+
+
+def label_origin(strengths: pl.DataFrame, labels: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
+    """One row per PAN border of ``labels`` with its strength under each condition (interval:
+    ``_lo``, ``_hi``), its change from ``original`` (``change_{condition}``, ``_lo``, ``_hi``),
+    ``border_origin`` and ``border_confident``, then the PAN's ``origin`` and ``confident``
+    (see the module), and ``theta``."""
+    theta = check_theta(theta)
+    pans = labels.filter("is_pan").select("layer_index", "neuron", "pan_type")
+    rows = []
+    for (index, neuron), group in strengths.sort("layer_index", "neuron").group_by(
+        "layer_index", "neuron", maintain_order=True
+    ):
+        pan_type = pans.filter((pl.col("layer_index") == index) & (pl.col("neuron") == neuron))["pan_type"]
+        if pan_type.is_empty():
+            continue
+        by = {(r["border"], r["condition"]): r for r in group.iter_rows(named=True)}
+        borders = []
+        for border in pan_type[0]:
+            cell = {c: by[(border, c)] for c in CONDITIONS}
+            decide = {
+                c: plausible(cell[c]["strength"], cell[c]["lo"], cell[c]["hi"], theta) for c in CONDITIONS
+            }
+            options = {
+                border_origin(own, up, free)
+                for own, up, free in product(
+                    decide["up_reflect"], decide["own_reflect"], decide["all_reflect"]
+                )
+            }
+            point = border_origin(
+                *(cell[c]["strength"] > theta for c in ("up_reflect", "own_reflect", "all_reflect"))
+            )
+            row = {"layer": cell["original"]["layer"], "layer_index": index, "neuron": neuron}
+            row |= {"pan_type": pan_type[0], "border": border}
+            for c in CONDITIONS:
+                row |= {
+                    f"strength_{c}": cell[c]["strength"],
+                    f"{c}_lo": cell[c]["lo"],
+                    f"{c}_hi": cell[c]["hi"],
+                }
+            for c in CONDITIONS[1:]:
+                row |= {f"change_{c}": cell[c]["change"]}
+                row |= {f"change_{c}_lo": cell[c]["change_lo"], f"change_{c}_hi": cell[c]["change_hi"]}
+            borders.append((row | {"border_origin": point, "border_confident": len(options) == 1}, options))
+        shared = set.intersection(*(options for _, options in borders))
+        points = [row["border_origin"] for row, _ in borders]
+        if not shared:
+            origin = "mixed"
+        else:  # the most frequent point category the borders share, else the first shared one
+            agreed = [p for p in points if p in shared]
+            origin = max(agreed, key=points.count) if agreed else next(o for o in ORIGINS if o in shared)
+        # one outcome only: the borders disagree whatever their intervals allow, or all are pinned
+        confident = not shared or all(len(options) == 1 for _, options in borders)
+        for row, _ in borders:
+            rows.append(row | {"origin": origin, "confident": confident, "theta": theta})
+    return (
+        pl.DataFrame(rows, schema=_origin_schema(), orient="row")
+        if rows
+        else pl.DataFrame(schema=_origin_schema())
+    )
+
+
+def _origin_schema() -> dict:
+    schema = {"layer": pl.String, "layer_index": pl.Int32, "neuron": pl.Int32, "pan_type": pl.String}
+    schema["border"] = pl.String
+    for c in CONDITIONS:
+        schema |= {f"strength_{c}": pl.Float64, f"{c}_lo": pl.Float64, f"{c}_hi": pl.Float64}
+    for c in CONDITIONS[1:]:
+        schema |= {f"change_{c}": pl.Float64, f"change_{c}_lo": pl.Float64, f"change_{c}_hi": pl.Float64}
+    return schema | {
+        "border_origin": pl.String,
+        "border_confident": pl.Boolean,
+        "origin": pl.String,
+        "confident": pl.Boolean,
+        "theta": pl.Float64,
+    }
+
+
+def write_origin(
+    model,
+    images,
+    labels: str | Path,
+    out: str | Path,
+    theta: float,
+    micro_batch: int,
+    device: str = "auto",
+    replicates: int = DEFAULT_REPLICATES,
+    seed: int = DEFAULT_SEED,
+    strengths_out: str | Path | None = None,
+) -> pl.DataFrame:
+    """:func:`label_origin` of the configured ``model`` (a ModelSpec) on the §3 batch ``images``
+    (an ImageSpec) for the PANs of the label file ``labels``, written to ``out`` (the strengths
+    too, to ``strengths_out``)."""
     from pan.capture.images import image_records
     from pan.capture.models import load_model
 
+    table = pl.read_parquet(labels)
     loaded = load_model(model)
-    table = own_reflect_ks(
-        loaded.model, image_records(images), loaded.transform, micro_batch, device, progress
+    records = image_records(images)
+    strengths = origin_strengths(
+        loaded.model, records, loaded.transform, table, micro_batch, device, replicates, seed
     )
-    pq.write_table(table, out)
-    return table
+    if strengths_out is not None:
+        strengths.write_parquet(strengths_out)
+    origin = label_origin(strengths, table, theta)
+    origin.write_parquet(out)
+    return origin
 
 
-def label_origin(labels: pl.DataFrame, own_ks: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
-    """One row per PAN of ``labels`` (:func:`pan.core.labelling.label_pans`) with its origin.
-
-    Columns, as the labels' per-border columns (T, B, L, R within each statistic): ``layer,
-    layer_index, neuron, pan_type, own_ks_T..own_ks_R, own_ks_plus_T..own_ks_plus_R,
-    own_ks_minus_T..own_ks_minus_R`` (the layer's own-reflect statistics), ``origin_T..origin_R``
-    (``nascent``/``downstream``, null where the neuron is no PAN for that border), then
-    ``origin`` (``nascent``, ``downstream`` or ``mixed``) and ``theta``.
-    """
-    theta = check_theta(theta)
-    own = own_ks.with_columns(still=pan_rule(theta)).pivot(
-        on="border",
-        index=["layer_index", "neuron"],
-        values=["ks", "ks_plus", "ks_minus", "still"],
-        separator="_",
-    )
-    own = own.rename({c: f"own_{c}" for c in own.columns if c not in ("layer_index", "neuron")})
-    pans = labels.filter("is_pan").join(own, on=["layer_index", "neuron"], how="left")
-    origin_b = {
-        f"origin_{b}": pl.when(pl.col(f"pan_{b}"))
-        .then(pl.when(pl.col(f"own_still_{b}")).then(pl.lit("downstream")).otherwise(pl.lit("nascent")))
-        .otherwise(pl.lit(None, dtype=pl.String))
-        for b in BORDERS
-    }
-    pans = pans.with_columns(**origin_b)
-    kinds = pl.concat_list([pl.col(f"origin_{b}") for b in BORDERS]).list.drop_nulls().list.unique()
-    origin = pl.when(kinds.list.len() > 1).then(pl.lit("mixed")).otherwise(kinds.list.first())
-    return pans.select(
-        "layer",
-        "layer_index",
-        "neuron",
-        "pan_type",
-        *[f"own_{stat}_{b}" for stat in ("ks", "ks_plus", "ks_minus") for b in BORDERS],
-        *origin_b,
-        origin=origin,
-        theta=pl.lit(theta),
-    ).sort("layer_index", "neuron")
-
-
-def write_origin(labels: str | Path, own_ks: str | Path, out: str | Path, theta: float) -> pl.DataFrame:
-    """:func:`label_origin` from a label file and an own-reflect KS file, written to ``out``."""
-    table = label_origin(pl.read_parquet(labels), pl.read_parquet(own_ks), theta)
-    table.write_parquet(out)
-    return table
-
-
-ORIGIN_COLUMNS = ("model", "pan_type", "pans", *ORIGINS)
-"""Columns of ``results/tables/pan_origin.csv``."""
+ORIGIN_COLUMNS = ("model", "pan_type", "pans", *ORIGINS, "mixed", "confident")
+"""Columns of ``results/tables/pan_origin.csv``: PANs per origin, and how many are confident."""
 
 
 def origin_counts(origins: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
-    """Per model and PAN type (and ``all`` types): PANs, and how many are nascent, downstream, mixed."""
-    from pan.core.labelling import PAN_TYPES
-
+    """Per model and PAN type (and ``all`` types): PANs, how many of each origin (``mixed``
+    too), and how many PANs' origin is confident."""
     frames = []
     for model, table in origins.items():
+        per_pan = table.unique(["layer_index", "neuron"], maintain_order=True)
         for pan_type, rows in [
-            ("all", table),
-            *((t, table.filter(pl.col("pan_type") == t)) for t in PAN_TYPES),
+            ("all", per_pan),
+            *((t, per_pan.filter(pl.col("pan_type") == t)) for t in PAN_TYPES),
         ]:
             if pan_type != "all" and rows.is_empty():
                 continue
-            counts = {kind: int((rows["origin"] == kind).sum()) for kind in ORIGINS}
+            counts = {kind: int((rows["origin"] == kind).sum()) for kind in (*ORIGINS, "mixed")}
+            counts["confident"] = int(rows["confident"].sum())
             frames.append({"model": model, "pan_type": pan_type, "pans": rows.height, **counts})
     schema = {"model": pl.String, "pan_type": pl.String, **{c: pl.Int64 for c in ORIGIN_COLUMNS[2:]}}
     return pl.DataFrame(frames, schema=schema)

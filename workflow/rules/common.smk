@@ -5,7 +5,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from pan.workflow.config import ConfigError, check_models, checked_eval_images, load_settings, reject_unknown_keys
+from pan.workflow.config import check_models, checked_eval_images, load_settings, reject_unknown_keys
+from pan.workflow.sections import ConfigError
 from pan.trust.runs import RUN_PATTERN, check_draws_differ, control_run, draw_run, parse_run, run_images
 from pan.workflow.resources import dump_mem_mb as forward_mem_mb
 from pan.workflow.resources import in_memory_ks_mem_mb, ks_shapes_mem_mb, read_layer_shapes

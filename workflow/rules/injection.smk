@@ -140,4 +140,9 @@ rule beyond_paper:
         "results/tables/pan_origin.csv",
         "results/tables/reach.csv",
         "results/tables/injection_summary.csv",
-        expand("results/figures/{model}/{figure}.png", model=MODELS, figure=["reach_depth", "injection_map"]),
+        "results/tables/flip_control.csv",
+        expand(
+            "results/figures/{model}/{figure}.png",
+            model=MODELS,
+            figure=["reach_depth", "injection_map", "origin_2x2", "flip_borders"],
+        ),

@@ -1,43 +1,32 @@
-# Nascent vs downstream PANs (pan/origin.py): each layer rerun with reflect padding in its own
-# conv only. The forward passes are theta-free (one job per model); theta enters only in the
-# cheap origin labelling, so a theta change reruns origin and pan_origin, never the passes.
-
-
-rule own_reflect_ks:
-    input:
-        shapes=reflect_shapes,
-    output:
-        "results/ks_own_reflect/{model}.parquet",
-    params:
-        model=lambda wildcards: SETTINGS.models[wildcards.model],
-        images=SETTINGS.images,
-        device=SETTINGS.device,
-        micro_batch=SETTINGS.micro_batch,
-    log:
-        "results/logs/origin/{model}_own_reflect.log",
-    benchmark:
-        "results/benchmarks/origin/{model}_own_reflect.tsv"
-    threads: 2
-    resources:
-        mem_mb=dump_mem_mb,
-        runtime=lambda wildcards, attempt: 30 * attempt,
-        gpu=SETTINGS.gpus,
-    conda:
-        "../envs/pan.yaml"
-    script:
-        "../scripts/own_reflect_ks.py"
+# Nascent vs downstream PANs as a 2x2 (pan/beyond/origin.py): own x upstream padding, each zero
+# or reflect, from two forward passes of the §3 batch per model, only the PANs' channels kept,
+# with image-bootstrap intervals. It reads the labels, so a theta change reruns it (seconds to
+# minutes per model), never a dump or a KS job.
 
 
 rule origin:
     input:
         labels="results/pans/{model}.parquet",
-        own="results/ks_own_reflect/{model}.parquet",
+        shapes=reflect_shapes,
     output:
-        "results/origin/{model}.parquet",
+        origin="results/origin/{model}.parquet",
+        strengths="results/origin/{model}_strengths.parquet",
     params:
+        model=lambda wildcards: SETTINGS.models[wildcards.model],
+        images=SETTINGS.images,
         theta=SETTINGS.theta,
+        device=SETTINGS.device,
+        micro_batch=SETTINGS.micro_batch,
+        origin=SETTINGS.origin,
     log:
         "results/logs/origin/{model}.log",
+    benchmark:
+        "results/benchmarks/origin/{model}.tsv"
+    threads: 2
+    resources:
+        mem_mb=dump_mem_mb,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+        gpu=SETTINGS.gpus,
     conda:
         "../envs/pan.yaml"
     script:
@@ -57,3 +46,18 @@ rule pan_origin:
         "../envs/pan.yaml"
     script:
         "../scripts/pan_origin.py"
+
+
+rule origin_figure:
+    input:
+        "results/origin/{model}.parquet",
+    output:
+        **figure_outputs("", "origin_2x2", "Beyond the paper", {"figure": "Origin of each PAN border (2x2)"}),
+    params:
+        theta=SETTINGS.theta,
+    log:
+        "results/logs/figures/{model}/origin_2x2.log",
+    conda:
+        "../envs/pan.yaml"
+    script:
+        "../scripts/origin_figure.py"

@@ -2,4 +2,15 @@ from pan.beyond.origin import write_origin
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):
-    write_origin(snakemake.input.labels, snakemake.input.own, snakemake.output[0], snakemake.params.theta)
+    write_origin(
+        snakemake.params.model,
+        snakemake.params.images,
+        snakemake.input.labels,
+        snakemake.output.origin,
+        snakemake.params.theta,
+        micro_batch=snakemake.params.micro_batch,
+        device=snakemake.params.device,
+        replicates=snakemake.params.origin.replicates,
+        seed=snakemake.params.origin.seed,
+        strengths_out=snakemake.output.strengths,
+    )

@@ -1,11 +1,15 @@
-from pan.beyond.origin import write_own_reflect_ks
+from pan.beyond.flip import write_flip
 from pan.logs import log_to
 
 with log_to(snakemake.log[0]):
-    write_own_reflect_ks(
+    write_flip(
         snakemake.params.model,
         snakemake.params.images,
+        snakemake.input.labels,
         snakemake.output[0],
+        snakemake.params.theta,
         micro_batch=snakemake.params.micro_batch,
         device=snakemake.params.device,
+        replicates=snakemake.params.origin.replicates,
+        seed=snakemake.params.origin.seed,
     )

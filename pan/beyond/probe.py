@@ -1,0 +1,201 @@
+"""PAN border strength under interventions, with image-bootstrap intervals (origin and flip).
+
+The origin 2x2 (:mod:`pan.beyond.origin`) and the flip control (:mod:`pan.beyond.flip`) rerun the §3 batch
+under a few *conditions* (some padding switched to reflect, the images flipped) and keep only
+the PANs' channels of each layer: no dump, a few MB. Per PAN, border and condition they
+report the **border strength** ``min(KS, max(KS+, KS-))``, the margin of the PAN rule: a border
+passes at theta exactly when its strength exceeds theta (:func:`pan.core.labelling.pan_strength`
+is its per-neuron maximum).
+
+Intervals come from an image bootstrap: the batch's images are resampled with replacement,
+and the same draw serves every condition and every layer (a paired bootstrap), so the change
+of strength between two conditions has an interval of its own. Percentile intervals at
+:data:`CONFIDENCE`. A decision "strength > theta" is *confident* when the point estimate and
+both interval ends fall on the same side of theta (:func:`plausible`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+
+from pan.core.borders import BORDERS
+from pan.core.scoring import score_maps
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "CONFIDENCE",
+    "DEFAULT_REPLICATES",
+    "DEFAULT_SEED",
+    "STRENGTH_COLUMNS",
+    "STRENGTH_SCHEMA",
+    "border_strengths",
+    "capture_channels",
+    "pan_channels",
+    "plausible",
+    "strength_table",
+]
+
+DEFAULT_REPLICATES = 100
+"""Bootstrap replicates of the image batch (``origin.replicates``)."""
+DEFAULT_SEED = 0
+"""Seed of the bootstrap draws (``origin.seed``)."""
+CONFIDENCE = 0.95
+"""Coverage of the percentile intervals."""
+
+STRENGTH_COLUMNS = (
+    "layer",
+    "layer_index",
+    "neuron",
+    "border",
+    "condition",
+    "strength",
+    "lo",
+    "hi",
+    "change",
+    "change_lo",
+    "change_hi",
+    "mirror_gap",
+    "mirror_gap_lo",
+    "mirror_gap_hi",
+)
+"""Columns of :func:`strength_table`: per neuron, border and condition the strength with its
+interval, its change from the reference condition, and its ``mirror_gap`` (strength on this
+border minus strength on the mirrored one, T-B, L-R, in the same condition), each with its
+paired interval."""
+MIRRORED = [BORDERS.index(b) for b in ("B", "T", "R", "L")]
+"""Column of each border's mirror in the T, B, L, R order."""
+STRENGTH_SCHEMA = {
+    "layer": pl.String,
+    "layer_index": pl.Int32,
+    "neuron": pl.Int32,
+    "border": pl.String,
+    "condition": pl.String,
+    **{c: pl.Float64 for c in STRENGTH_COLUMNS[5:]},
+}
+"""Polars schema of :func:`strength_table` (also of an empty one: a model without PANs)."""
+
+
+def pan_channels(labels: pl.DataFrame) -> dict[str, tuple[int, list[int]]]:
+    """``layer -> (layer_index, PAN neurons)`` of a label table (:func:`pan.core.labelling.label_pans`)."""
+    pans = labels.filter("is_pan").group_by("layer", "layer_index").agg(pl.col("neuron").sort())
+    return {
+        r["layer"]: (r["layer_index"], list(r["neuron"]))
+        for r in pans.sort("layer_index").iter_rows(named=True)
+    }
+
+
+def border_strengths(maps: np.ndarray) -> np.ndarray:
+    """``(neurons, 4)`` strengths ``min(KS, max(KS+, KS-))`` of ``maps`` ``(images, neurons, H, W)``
+    per border T, B, L, R (NaN statistics, maps below 3x3, count as 0)."""
+    table = score_maps(np.ascontiguousarray(maps), "", 0)
+    ks, plus, minus = (np.nan_to_num(table[c].to_numpy()) for c in ("ks", "ks_plus", "ks_minus"))
+    return np.minimum(ks, np.maximum(plus, minus)).reshape(maps.shape[1], len(BORDERS))
+
+
+def strength_table(
+    layer: str,
+    layer_index: int,
+    neurons: Sequence[int],
+    conditions: Mapping[str, np.ndarray],
+    replicates: int,
+    seed: int,
+    reference: str,
+) -> pl.DataFrame:
+    """:data:`STRENGTH_COLUMNS` of one layer's ``neurons`` from their maps under each condition
+    (``condition -> (images, len(neurons), H, W)``, the same images in the same order).
+
+    Each of ``replicates`` draws resamples the images with replacement, the same draws for
+    every condition (and, with the same ``seed`` and image count, for every layer).
+    """
+    if reference not in conditions:
+        raise ValueError(f"reference condition {reference!r} not among {list(conditions)}")
+    if replicates < 1:
+        raise ValueError(f"replicates must be at least 1, got {replicates}")
+    images = {maps.shape[0] for maps in conditions.values()}
+    if len(images) != 1:
+        raise ValueError(f"conditions hold different numbers of images: {sorted(images)}")
+    n = images.pop()
+    rng = np.random.default_rng(seed)
+    draws = [rng.integers(0, n, n) for _ in range(replicates)]
+    point = {c: border_strengths(m) for c, m in conditions.items()}
+    boot = {c: np.stack([border_strengths(m[d]) for d in draws]) for c, m in conditions.items()}
+    tails = ((1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2)
+    frames = []
+    for condition in conditions:
+        lo, hi = np.quantile(boot[condition], tails, axis=0)
+        change = boot[condition] - boot[reference]
+        change_lo, change_hi = np.quantile(change, tails, axis=0)
+        gap_lo, gap_hi = np.quantile(boot[condition] - boot[condition][..., MIRRORED], tails, axis=0)
+        columns = {
+            "strength": point[condition],
+            "lo": lo,
+            "hi": hi,
+            "change": point[condition] - point[reference],
+            "change_lo": change_lo,
+            "change_hi": change_hi,
+            "mirror_gap": point[condition] - point[condition][:, MIRRORED],
+            "mirror_gap_lo": gap_lo,
+            "mirror_gap_hi": gap_hi,
+        }
+        frames.append(
+            pl.DataFrame(
+                {
+                    "layer": layer,
+                    "layer_index": layer_index,
+                    "neuron": np.repeat(np.asarray(neurons, dtype=np.int32), len(BORDERS)),
+                    "border": list(BORDERS) * len(neurons),
+                    "condition": condition,
+                    **{name: values.ravel() for name, values in columns.items()},
+                }
+            )
+        )
+    return pl.concat(frames).with_columns(pl.col("layer_index").cast(pl.Int32)).select(STRENGTH_COLUMNS)
+
+
+def plausible(strength: float, lo: float, hi: float, theta: float) -> set[bool]:
+    """The outcomes of "strength > theta" that the point estimate and its interval allow:
+    ``{True}`` or ``{False}`` when all three agree (a confident decision), else both."""
+    return {value > theta for value in (strength, lo, hi)}
+
+
+def capture_channels(
+    model: torch.nn.Module,
+    channels: Mapping[str, Sequence[int]],
+    batches: Iterator[torch.Tensor],
+    device: torch.device,
+    prepare: Callable[[torch.Tensor], torch.Tensor] = lambda batch: batch,
+    on_batch: Callable[[int], None] = lambda n: None,
+) -> dict[str, np.ndarray]:
+    """``layer -> (images, len(channels[layer]), H, W)``: the given output channels of analysed
+    layers of ``model`` over ``batches`` (each passed through ``prepare`` on ``device`` first).
+    Hooks only: ``model`` is left as it was."""
+    import torch
+
+    from pan.capture.inference import full_float32
+
+    kept: dict[str, list[np.ndarray]] = {name: [] for name in channels}
+    handles = []
+    try:
+        for name, picked in channels.items():
+            index = torch.as_tensor(list(picked), dtype=torch.long)
+
+            def hook(module, inputs, output, name=name, index=index):
+                kept[name].append(
+                    output.detach().index_select(1, index.to(output.device)).float().cpu().numpy()
+                )
+
+            handles.append(model.get_submodule(name).register_forward_hook(hook))
+        with torch.inference_mode(), full_float32():
+            for batch in batches:
+                model(prepare(batch.to(device)))
+                on_batch(len(batch))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return {name: np.concatenate(parts) for name, parts in kept.items()}
