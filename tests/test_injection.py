@@ -88,6 +88,8 @@ def test_the_workflow_labels_origin_reach_and_lines(beyond_run):
     flip = pl.read_csv(beyond_run / "results/tables/flip_control.csv").filter(pl.col("pan_type") == "all")
     assert flip.select("pans", "padding", "content", "unclear").row(0) == (3, 3, 0, 0)
     reach = pl.read_csv(beyond_run / "results/tables/reach.csv")
+    assert reach.filter(pl.col("rule") == "share")["distance"].to_list() == [0, 1, 2, 3]
+    reach = reach.filter(pl.col("rule") == "paper")
     assert reach.select("distance", "padding_aware", "not_pan_at_0").rows() == [
         (0, 3, 0),
         (1, 1, 1),
