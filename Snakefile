@@ -26,6 +26,7 @@ include: "workflow/rules/origin.smk"
 include: "workflow/rules/reach.smk"
 include: "workflow/rules/injection.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/repair.smk"
 
 
 report: "workflow/report/workflow.rst"

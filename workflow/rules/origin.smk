@@ -6,6 +6,7 @@
 rule own_reflect_ks:
     input:
         shapes=reflect_shapes,
+        weights=model_weights,
     output:
         "results/ks_own_reflect/{model}.parquet",
     params:
