@@ -199,8 +199,10 @@ def distill(
     outputs exist); ``checkpoint_inputs`` identify what it was made from beyond ``settings``.
     """
     device = torch.device(device)
-    teacher = teacher.to(device).eval()
-    student = student.to(device)
+    # channels-last: on the CPU, depthwise convs train about twice as fast in it
+    layout = torch.channels_last
+    teacher = teacher.to(device, memory_format=layout).eval()
+    student = student.to(device, memory_format=layout)
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     params = trainable_parameters(student, settings.train)
@@ -214,7 +216,9 @@ def distill(
         return output_logits(net(batch), output_key).float()
 
     with torch.no_grad(), full_float32():
-        held_batches = [b.to(device) for b in preprocessed_batches(held, transform, settings.batch)]
+        held_batches = [
+            b.to(device, memory_format=layout) for b in preprocessed_batches(held, transform, settings.batch)
+        ]
         held_teacher = [logits(teacher, b) for b in held_batches]
 
     def measure() -> Fidelity:
@@ -253,7 +257,8 @@ def distill(
     for step in range(first, settings.steps):
         began = time.perf_counter()
         chosen = [train[i] for i in _step_indices(step, settings.batch, len(train), settings.seed)]
-        batch = next(iter(preprocessed_batches(chosen, transform, settings.batch, workers=1))).to(device)
+        batch = next(iter(preprocessed_batches(chosen, transform, settings.batch, workers=1)))
+        batch = batch.to(device, memory_format=layout)
         clean, drawn = _augmented(batch, step, settings.seed, lines, black)
         with full_float32():
             with torch.no_grad():

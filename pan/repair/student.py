@@ -179,7 +179,7 @@ def save_student(student: nn.Module, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.partial")
-    torch.save({k: v.detach().cpu() for k, v in student.state_dict().items()}, tmp)
+    torch.save({k: v.detach().cpu().contiguous() for k, v in student.state_dict().items()}, tmp)
     tmp.replace(path)
 
 
