@@ -351,7 +351,8 @@ def test_training_images_overlapping_section_3_or_4_are_refused_before_any_job(
     assert "tiny.repaired-reflect" in load_settings(config).models
 
 
-def test_repair_settings_are_checked_with_the_fix():
+def test_repair_settings_are_checked_with_the_fix(tiny_workdir, monkeypatch):
+    monkeypatch.chdir(tiny_workdir)
     with pytest.raises(ConfigError, match=r"repair.models: \['other'\] are not under models"):
         load_settings(tiny_config(repair={"models": ["other"]}))
     with pytest.raises(ConfigError, match="unknown key 'repair.step'; did you mean 'steps'"):
@@ -379,3 +380,36 @@ def test_curves_are_seeded(tmp_path):
     ]
     assert runs[0]["loss"].to_list() == runs[1]["loss"].to_list()
     assert np.isfinite(runs[0]["loss"].drop_nulls().to_numpy()).all()
+
+
+def test_the_schema_and_docs_state_the_repair_settings_and_their_defaults_once():
+    from dataclasses import fields
+
+    from pan.repair.names import STRATEGIES as NAMES
+    from pan.repair.settings import PARAMETER_SETS, CompareSettings, RepairSettings
+
+    schema = yaml.safe_load((TESTS.parent / "workflow/schemas/config.schema.yaml").read_text())
+    repair = schema["properties"]["repair"]["properties"]
+    assert set(repair) == {f.name for f in fields(RepairSettings)}
+    assert tuple(repair["strategies"]["items"]["enum"]) == NAMES
+    assert tuple(repair["train"]["enum"]) == PARAMETER_SETS
+    assert set(schema["properties"]["compare"]["properties"]) == {f.name for f in fields(CompareSettings)}
+    docs = (TESTS.parent / "docs/repair.md").read_text()
+    defaults = RepairSettings()
+    for f in fields(RepairSettings):
+        value = getattr(defaults, f.name)
+        if f.name == "images":
+            for key in ("source", "count", "seed"):
+                assert f"| `repair.images.{key}` | {getattr(value, key)} |" in docs, key
+            continue
+        assert f"| `repair.{f.name}` | {_shown(value)} |" in docs, f.name
+    assert "| `compare.pairs` | none |" in docs
+
+
+def _shown(value) -> str:
+    """A default as the docs' table writes it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, tuple):
+        return f"[{', '.join(value)}]" if value else "none"
+    return str(value)

@@ -12,6 +12,7 @@ rule repair_swap:
         "results/repair/{teacher}/{strategy}/swapped.pt",
     params:
         teacher=lambda wildcards: SETTINGS.models[wildcards.teacher],
+    priority: 10
     log:
         "results/logs/repair/{teacher}/{strategy}_swap.log",
     wildcard_constraints:
@@ -35,6 +36,7 @@ rule repair_train:
         swapped=lambda wildcards: swap_spec(SETTINGS.models[wildcards.teacher], wildcards.strategy),
         settings=SETTINGS.repair.distill(),
         device=SETTINGS.device,
+    priority: 10
     log:
         "results/logs/repair/{teacher}/{strategy}.log",
     benchmark:
