@@ -32,9 +32,9 @@ from pathlib import Path
 import polars as pl
 import yaml
 
-from pan.logits import read_logits
+from pan.bias.logits import read_logits
 from pan.repair.table import logit_fidelity
-from pan.workflow import job_peaks, run_workflow
+from pan.workflow.run import job_peaks, run_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "efficientnet_lite0"
