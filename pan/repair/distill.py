@@ -191,10 +191,12 @@ def distill(
     checkpoint_inputs: dict[str, Any] | None = None,
     progress: TextIO | None = None,
 ) -> tuple[pl.DataFrame, float]:
-    """Train ``student`` in place towards ``teacher`` (left unchanged) on ``records``, the last
+    """Train ``student`` in place towards ``teacher`` on ``records``, the last
     ``settings.held_out`` of which only measure fidelity. Returns the curve
     (:data:`CURVE_COLUMNS`) and the training seconds (over resumed runs too).
 
+    Both models move to ``device`` in channels-last layout; the teacher's values, modes and
+    flags are left as they are (its forward passes run without gradients).
     ``checkpoint``: a file to resume from and write to (removed by the caller once the
     outputs exist); ``checkpoint_inputs`` identify what it was made from beyond ``settings``.
     """
@@ -203,8 +205,6 @@ def distill(
     layout = torch.channels_last
     teacher = teacher.to(device, memory_format=layout).eval()
     student = student.to(device, memory_format=layout)
-    for parameter in teacher.parameters():
-        parameter.requires_grad_(False)
     params = trainable_parameters(student, settings.train)
     optimiser = torch.optim.Adam(params, lr=settings.lr)
     held = list(records[len(records) - settings.held_out :]) if settings.held_out else []
