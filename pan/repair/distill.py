@@ -195,8 +195,8 @@ def distill(
     ``settings.held_out`` of which only measure fidelity. Returns the curve
     (:data:`CURVE_COLUMNS`) and the training seconds (over resumed runs too).
 
-    Both models move to ``device`` in channels-last layout; the teacher's values, modes and
-    flags are left as they are (its forward passes run without gradients).
+    Both models move to ``device`` in channels-last layout and the teacher to eval mode; its values
+    and flags are left as they are (its forward passes run without gradients).
     ``checkpoint``: a file to resume from and write to (removed by the caller once the
     outputs exist); ``checkpoint_inputs`` identify what it was made from beyond ``settings``.
     """
