@@ -278,7 +278,10 @@ def test_the_reflect_student_has_no_pans_and_distillation_beats_the_plain_swap(r
     assert teacher_pans == 4 and rows["zero_line", "before"]["pans"] == 4
     assert rows["reflect", "before"]["measured_model"] == "net.swapped-reflect"
     assert rows["reflect", "after"]["pans"] == rows["reflect", "before"]["pans"] == 0
-    assert rows["pan_reflect", "after"]["pans"] == 0
+    # pan_reflect: none of the teacher's PANs is left (the blind channels that keep zero padding
+    # may learn to read it: compare_net_net.repaired-pan_reflect.csv counts them as new)
+    inherited = pl.read_csv(repair_run / "results/tables/compare_net_net.repaired-pan_reflect.csv")
+    assert inherited.filter(pl.col("layer") == "all").select("kept", "lost").row(0) == (0, 4)
     assert rows["reflect", "before"]["mean_kl"] > 0.01
     for strategy in ("reflect", "pan_reflect"):
         assert rows[strategy, "after"]["mean_kl"] < rows[strategy, "before"]["mean_kl"] / 2
