@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pan.capture.models import LoadedModel
 
 __all__ = [
+    "LABELLED_STRATEGIES",
     "REPAIRED_SOURCE",
     "STRATEGIES",
     "SWAPPING_STRATEGIES",
