@@ -249,7 +249,7 @@ def _repair_config(**repair) -> dict:
             "held_out": 16,
             "steps": 40,
             "batch": 16,
-            "lr": 0.02,
+            "lr": 0.001,
             "eval_every": 10,
             **repair,
         },
