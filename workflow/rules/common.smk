@@ -121,7 +121,11 @@ def draw_labels(model):
 def reflect_fits(model):
     """Every analysed conv of ``model`` can pad with reflect (each amount smaller than its
     input side), checked from a shape-only pass while the DAG is built (main process only,
-    once per model), or a ConfigError naming the layer, its input, its padding and the fix."""
+    once per model), or a ConfigError naming the layer, its input, its padding and the fix.
+    A repaired model pads as its teacher does (its weights do not exist yet): its teacher is checked."""
+    spec = SETTINGS.models[model]
+    if spec.source == "repaired":
+        return reflect_fits(spec.teacher.name)
     if workflow.is_main_process:
         from pan.workflow.resources import layer_shapes
 
