@@ -324,8 +324,9 @@ def test_a_theta_change_reruns_only_what_depends_on_the_labels(repair_run):
     assert jobs.get("repair_swap") == 1 and jobs.get("repair_train") == 1  # pan_reflect only
     # the two models of pan_reflect are new models: their dumps and KS; nobody else's
     assert jobs.get("activations") == 2 and jobs.get("ks_scores") == 2
-    assert "results/repair/net/pan_reflect/student.pt" in result.stdout
-    assert "results/repair/net/reflect/student.pt" not in result.stdout.replace("reflect/student.pt2", "")
+    assert "output: results/repair/net/pan_reflect/student.pt" in result.stdout
+    assert "output: results/repair/net/reflect/student.pt" not in result.stdout
+    assert "output: results/repair/net/zero_line/student.pt" not in result.stdout
 
 
 @pytest.mark.parametrize("seed", [1, 2])
