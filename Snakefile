@@ -27,6 +27,7 @@ include: "workflow/rules/flip.smk"
 include: "workflow/rules/reach.smk"
 include: "workflow/rules/injection.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/repair.smk"
 
 
 report: "workflow/report/workflow.rst"

@@ -197,7 +197,8 @@ def load_model(spec: ModelSpec, init_seed: int = INIT_SEED) -> LoadedModel:
     }
     with torch.random.fork_rng(devices=[]):  # a seeded default initialisation, the caller's RNG untouched
         torch.manual_seed(init_seed)
-        loaded = loader[spec.source](spec)
+        # derived specs (pan.repair's students) know how to build themselves
+        loaded = loader[spec.source](spec) if spec.source in loader else spec.build()
     loaded.model.eval()
     return loaded
 

@@ -70,6 +70,7 @@ _PLAIN_FORWARDS = {nn.Conv2d.forward}
 __all__ = [
     "effective_weight",
     "is_zero_pad_module",
+    "register_zero_padded_conv",
     "tf_same_padding",
     "zero_padding",
 ]
@@ -184,6 +185,14 @@ def _known_plain_forwards() -> set:
         except ImportError:
             pass
     return _PLAIN_FORWARDS
+
+
+def register_zero_padded_conv(cls: type[nn.Conv2d]) -> None:
+    """Declare that ``cls.forward`` pads by :func:`zero_padding` (its ``padding`` and
+    ``static_padding``) then convolves with ``weight``, on every channel it does not already
+    reflect itself, so :class:`pan.bias.reflect.ChannelPaddedConv2d` may wrap it (e.g. a
+    repaired student's convs)."""
+    _known_plain_forwards().add(cls.forward)
 
 
 def own_padding(conv: nn.Conv2d) -> Padding:

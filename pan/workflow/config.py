@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +28,8 @@ from pan.capture.images import ImageSpec, check_batch, image_records
 from pan.capture.inference import DEFAULT_MICRO_BATCH
 from pan.capture.models import ModelSpec
 from pan.core.labelling import DEFAULT_THETA, check_theta
+from pan.repair.names import derived_specs
+from pan.repair.settings import CompareSettings, RepairSettings, check_no_overlap
 from pan.workflow.sections import (
     BootstrapSettings,
     ConfigError,
@@ -47,6 +49,7 @@ __all__ = [
     "RENAMED_KEYS",
     "Settings",
     "check_models",
+    "check_repair_images",
     "checked_eval_images",
     "load_settings",
     "reject_unknown_keys",
@@ -80,6 +83,8 @@ class Settings:
     share: ShareSettings = ShareSettings()
     bootstrap: BootstrapSettings = BootstrapSettings()
     noise: NoiseSettings = NoiseSettings()
+    repair: RepairSettings = RepairSettings()
+    compare: CompareSettings = CompareSettings()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Settings:
@@ -109,14 +114,38 @@ class Settings:
             entry["bootstrap"] = BootstrapSettings(**entry["bootstrap"])
         if "noise" in entry:
             entry["noise"] = NoiseSettings.from_config(entry["noise"])
+        if "repair" in entry:
+            entry["repair"] = RepairSettings.from_config(entry["repair"])
+        if "compare" in entry:
+            entry["compare"] = CompareSettings.from_config(entry["compare"])
         settings = cls(**entry)
         check_theta(settings.theta)
+        settings = _with_repaired_models(settings)
         unknown = sorted({n.model for n in settings.figures.neurons} - set(settings.models))
         if unknown:
             raise ValueError(
                 f"figures.neurons: models {unknown} are not under models: ({list(settings.models)})"
             )
         return settings
+
+
+def _with_repaired_models(settings: Settings) -> Settings:
+    """``settings`` whose ``models`` also hold every repair's plain swaps and students, under their
+    derived names (:mod:`pan.repair.names`): they re-enter every rule as models."""
+    repair = settings.repair
+    unknown = sorted(set(repair.models) - set(settings.models))
+    if unknown:
+        raise ValueError(f"repair.models: {unknown} are not under models: ({list(settings.models)})")
+    derived = derived_specs({name: settings.models[name] for name in repair.models}, repair.strategies)
+    clash = sorted(set(derived) & set(settings.models))
+    if clash:
+        raise ValueError(f"models: {clash} are names of repaired models; rename them")
+    models = {**settings.models, **derived}
+    for pair in settings.compare.pairs:
+        missing = [name for name in pair if name not in models]
+        if missing:
+            raise ValueError(f"compare.pairs: {missing} are neither under models: nor repaired models")
+    return replace(settings, models=models)
 
 
 RENAMED_KEYS = {
@@ -141,6 +170,9 @@ _SECTIONS: dict[str, type] = {
     "share": ShareSettings,
     "bootstrap": BootstrapSettings,
     "noise": NoiseSettings,
+    "repair": RepairSettings,
+    "repair.images": ImageSpec,
+    "compare": CompareSettings,
 }
 """Where in the config each dataclass's fields are the known keys."""
 
@@ -187,6 +219,11 @@ def reject_unknown_keys(config: Mapping[str, Any]) -> None:
         "origin",
     ):
         check(config.get(key), key, key)
+    for key in ("repair", "compare"):
+        check(config.get(key), key, key)
+    repair = config.get("repair")
+    if isinstance(repair, Mapping):
+        check(repair.get("images"), "repair.images", "repair.images")
     figures = config.get("figures")
     for i, neuron in enumerate(figures.get("neurons") or [] if isinstance(figures, Mapping) else []):
         check(neuron, f"figures.neurons[{i}]", "figures.neurons.*")
@@ -200,6 +237,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         settings = Settings.from_config(config)
         # missing or empty folders, and too few images, fail here, before any job
         check_batch(image_records(settings.images), settings.images.count, "images")
+        if settings.repair.models:
+            check_repair_images(settings)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(f"invalid config: {error}") from error
     return settings
@@ -215,6 +254,25 @@ def check_models(settings: Settings) -> None:
         check_builders(settings.models)
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError(f"invalid config: {error}") from error
+
+
+def check_repair_images(settings: Settings) -> None:
+    """Training images exist, leave a batch after the held-out ones, and share no image with the
+    §3 batch, its stability draws or the §4 images (:class:`ImageOverlapError` otherwise)."""
+    from pan.trust.runs import draw_images
+
+    repair = settings.repair
+    records = check_batch(image_records(repair.images), repair.images.count, "repair.images", minimum=1)
+    if len(records) - repair.held_out < repair.batch:
+        raise ValueError(
+            f"repair.images: {len(records)} images leave {len(records) - repair.held_out} to train on "
+            f"after held_out {repair.held_out}, fewer than one batch ({repair.batch})"
+        )
+    draws = [draw_images(settings.images, k) for k in range(settings.stability.draws)]
+    check_no_overlap(
+        repair.images,
+        {"images": settings.images, "stability draws": draws, "eval_images": settings.eval_images},
+    )
 
 
 @lru_cache

@@ -1,4 +1,6 @@
 rule layer_shapes:
+    input:
+        weights=model_weights,
     output:
         "results/shapes/{model}.json",
     params:
@@ -16,6 +18,7 @@ rule layer_shapes:
 rule activations:
     input:
         shapes=run_shapes,
+        weights=model_weights,
     output:
         directory("results/{run}activations/{model}"),
     params:

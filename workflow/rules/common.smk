@@ -8,6 +8,8 @@ from snakemake.utils import validate
 from pan.workflow.config import check_models, checked_eval_images, load_settings, reject_unknown_keys
 from pan.workflow.sections import ConfigError
 from pan.trust.runs import RUN_PATTERN, check_draws_differ, control_run, draw_run, parse_run, run_images
+from pan.repair.compare import compare_pair_name
+from pan.repair.names import LABELLED_STRATEGIES, before_name, repaired_name, swap_spec
 from pan.workflow.resources import dump_mem_mb as forward_mem_mb
 from pan.workflow.resources import in_memory_ks_mem_mb, ks_shapes_mem_mb, read_layer_shapes
 from pan.workflow.shape_checks import check_reflect_fits
@@ -32,6 +34,7 @@ config.update(
     stability={"draws": SETTINGS.stability.draws},
     share=vars(SETTINGS.share),
     bootstrap=vars(SETTINGS.bootstrap),
+    repair={"steps": SETTINGS.repair.steps, "batch": SETTINGS.repair.batch},
 )
 
 
@@ -119,7 +122,11 @@ def draw_labels(model):
 def reflect_fits(model):
     """Every analysed conv of ``model`` can pad with reflect (each amount smaller than its
     input side), checked from a shape-only pass while the DAG is built (main process only,
-    once per model), or a ConfigError naming the layer, its input, its padding and the fix."""
+    once per model), or a ConfigError naming the layer, its input, its padding and the fix.
+    A repaired model pads as its teacher does (its weights do not exist yet): its teacher is checked."""
+    spec = SETTINGS.models[model]
+    if spec.source == "repaired":
+        return reflect_fits(spec.teacher.name)
     if workflow.is_main_process:
         from pan.workflow.resources import layer_shapes
 
@@ -240,4 +247,85 @@ def existing_report_items(wildcards):
     html = [f"results/report/tables/{table}.html" for table in dict.fromkeys(tables)]
     return [path for path in html if os.path.exists(f"results/tables/{Path(path).stem}.csv")] + [
         path for path in pngs if os.path.exists(path)
+    ]
+
+
+def model_weights(wildcards):
+    """The weights a derived (repaired) model loads, made by the repair rules; none for a
+    configured model. Every rule that loads a model takes it as input."""
+    spec = SETTINGS.models[wildcards.model]
+    return [spec.state_dict] if spec.source == "repaired" else []
+
+
+# Repair (workflow/rules/repair.smk)
+
+REPAIR_TEACHERS = list(SETTINGS.repair.models)
+REPAIR_STRATEGIES = list(SETTINGS.repair.strategies)
+COMPARE_PAIRS = {
+    compare_pair_name(a, b): (a, b)
+    for a, b in [
+        *[(t, repaired_name(t, s)) for t in REPAIR_TEACHERS for s in REPAIR_STRATEGIES],
+        *SETTINGS.compare.pairs,
+    ]
+}
+
+
+def repair_constraints():
+    """Wildcard constraints of the repair rules: configured teachers and strategies only."""
+    return {
+        "teacher": "|".join(re.escape(t) for t in REPAIR_TEACHERS) or "(?!)",
+        "strategy": "|".join(REPAIR_STRATEGIES) or "(?!)",
+    }
+
+
+def swap_input(wildcards):
+    """pan_reflect's plain swap reads the teacher's PAN labels; the others read nothing."""
+    if wildcards.strategy in LABELLED_STRATEGIES:
+        return {"labels": f"results/pans/{wildcards.teacher}.parquet"}
+    return {}
+
+
+def repair_table_rows(wildcards):
+    """Per teacher, strategy and stage: which model is measured, and its input files."""
+    rows = []
+    for teacher in REPAIR_TEACHERS:
+        for strategy in REPAIR_STRATEGIES:
+            for stage, model in (("before", before_name(teacher, strategy)), ("after", repaired_name(teacher, strategy))):
+                rows.append(
+                    {
+                        "teacher": teacher,
+                        "strategy": strategy,
+                        "stage": stage,
+                        "measured_model": model,
+                        "teacher_eval": f"results/eval/{teacher}/original.parquet",
+                        "model_eval": f"results/eval/{model}/original.parquet",
+                        "labels": f"results/pans/{model}.parquet",
+                        "injection": f"results/injection/{model}/original.parquet",
+                        "provenance": f"results/repair/{teacher}/{strategy}/provenance.json" if stage == "after" else None,
+                    }
+                )
+    return rows
+
+
+def repair_table_input(wildcards):
+    """Every file the repair table reads; checks eval_images first, as section 4 does."""
+    checked_eval_images(SETTINGS.eval_images)
+    files = set()
+    for row in repair_table_rows(wildcards):
+        files.update(v for k, v in row.items() if k in ("teacher_eval", "model_eval", "labels", "injection", "provenance") and v)
+    return sorted(files)
+
+
+def repair_targets(wildcards):
+    """Everything `snakemake repair` makes; a clear error when no model is to be repaired."""
+    if not REPAIR_TEACHERS:
+        raise ValueError(
+            "nothing to repair: list models under repair.models, e.g. "
+            "--config 'repair={models: [efficientnet_lite0]}'"
+        )
+    return [
+        "results/tables/repair.csv",
+        *expand("results/figures/{teacher}/repair.png", teacher=REPAIR_TEACHERS),
+        *expand("results/repair/{teacher}/{strategy}/student.pt2", teacher=REPAIR_TEACHERS, strategy=REPAIR_STRATEGIES),
+        *expand("results/tables/compare_{pair}.csv", pair=list(COMPARE_PAIRS)),
     ]

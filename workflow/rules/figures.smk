@@ -88,6 +88,7 @@ for figure in ("activation_pdfs", "truncated_centre"):
 rule card_reflect_maps:
     input:
         unpack(card_reflect_inputs),
+        weights=model_weights,
     output:
         "results/figures/{model}/neurons/reflect_maps.npz",
     params:
@@ -115,6 +116,7 @@ rule pan_card:
     input:
         unpack(pan_card_inputs),
         reflect="results/figures/{model}/neurons/reflect_maps.npz",
+        weights=model_weights,
     output:
         **figure_outputs("neurons/{slot}/", "card", NEURON_FIGURES["card"], neuron_figure_labels),
     params:

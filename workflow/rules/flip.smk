@@ -7,6 +7,7 @@ rule flip_control:
     input:
         labels="results/pans/{model}.parquet",
         shapes="results/shapes/{model}.json",
+        weights=model_weights,
     output:
         "results/flip/{model}.parquet",
     params:

@@ -7,6 +7,7 @@
 rule injection_firing:
     input:
         unpack(injection_input),
+        weights=model_weights,
     output:
         firing="results/injection/{model}/firing.parquet",
         original="results/injection/{model}/original.parquet",
@@ -35,6 +36,7 @@ rule injection_variants:
     input:
         unpack(injection_input),
         labels="results/pans/{model}.parquet",
+        weights=model_weights,
     output:
         "results/injection/{model}/variants.parquet",
     params:
@@ -112,6 +114,7 @@ rule injection_figure:
         firing="results/injection/{model}/firing.parquet",
         labels="results/pans/{model}.parquet",
         shapes="results/shapes/{model}.json",
+        weights=model_weights,
     output:
         **figure_outputs("", "injection_map", "Beyond the paper", {"figure": "A PAN under the zero-line attack"}),
     params:

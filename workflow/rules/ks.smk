@@ -4,6 +4,7 @@
 rule ks_scores:
     input:
         unpack(ks_input),
+        weights=model_weights,
     output:
         ks=directory("results/{run}ks/{model}"),
         record="results/{run}dumps/{model}.json",

@@ -4,6 +4,8 @@ EXPORTED_VARIANTS = ["pan_reflect", "reflect"]
 
 
 rule padding_audit:
+    input:
+        weights=model_weights,
     output:
         audit=report(
             "results/tables/padding_audit_{model}.csv",
@@ -27,6 +29,7 @@ rule export_variant:
         shapes=lambda wildcards: (
             reflect_shapes(wildcards) if wildcards.variant != "original" else f"results/shapes/{wildcards.model}.json"
         ),
+        weights=model_weights,
     output:
         model="results/models/{model}_{variant}.pt2",
         provenance="results/models/{model}_{variant}.json",

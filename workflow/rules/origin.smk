@@ -8,6 +8,7 @@ rule origin:
     input:
         labels="results/pans/{model}.parquet",
         shapes=reflect_shapes,
+        weights=model_weights,
     output:
         origin="results/origin/{model}.parquet",
         strengths="results/origin/{model}_strengths.parquet",

@@ -30,6 +30,8 @@ rule output_change:
 
 
 rule flat_frame:
+    input:
+        weights=model_weights,
     output:
         report(
             "results/tables/flat_frame_{model}.csv",

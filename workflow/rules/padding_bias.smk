@@ -4,6 +4,7 @@ from pan.bias.variants import VARIANTS
 rule evaluate_variants:
     input:
         evaluation_input,
+        weights=model_weights,
     output:
         **{variant: f"results/eval/{{model}}/{variant}.parquet" for variant in VARIANTS},
     params:
@@ -106,6 +107,7 @@ rule sample_influence_summary:
 rule evaluate_noise:
     input:
         evaluation_input,
+        weights=model_weights,
     output:
         "results/eval/{model}/noise.parquet",
     params:
