@@ -154,7 +154,7 @@ NEURON_PNGS = [
 
 
 @pytest.mark.workflow
-def test_workflow_draws_every_figure_and_theta_rerenders_only_labelled_ones(tmp_path):
+def test_workflow_draws_every_figure_and_theta_rerenders_only_what_the_labels_feed(tmp_path):
     shutil.copy(TESTS / "tiny_net.py", tmp_path / "tiny_net.py")
     write_images(tmp_path / "images", 20)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(tiny_config(figures=FIGURE_CONFIG)))
@@ -175,7 +175,10 @@ def test_workflow_draws_every_figure_and_theta_rerenders_only_labelled_ones(tmp_
         "pan_depth": 1,
         "activation_pdfs": 3,
         "truncated_centre": 3,
-        "pan_card": 3,  # pan1, pan2, edge1; not conv1_n9
+        # one reflect pass per model serves every card, and its channels follow the selection:
+        # a theta change reruns that pass and so every card, conv1_n9's included
+        "card_reflect_maps": 1,
+        "pan_card": 4,
     }
 
     run_workflow(tmp_path, "--report", "report.html", *targets)
