@@ -97,7 +97,7 @@ def test_a_reflect_target_is_refused_before_any_job_and_table2_still_runs(tiny_w
         models={"small": {"source": "python", "builder": "small_net.py:build", "input_size": 32}}
     )
     (tiny_workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    for target in ("results/ks_own_reflect/small.parquet", "results/controls/reflect/pans/small.parquet"):
+    for target in ("results/origin/small.parquet", "results/controls/reflect/pans/small.parquet"):
         result = run_workflow(tiny_workdir, target, check=False)
         assert result.returncode != 0
         assert "layer '2' has a 2x2 input" in result.stdout + result.stderr
