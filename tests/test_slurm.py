@@ -142,8 +142,9 @@ def test_pan_workflow_runs_every_job_on_slurm(
         slurm_cluster.job_field(job_id, "Comment"): slurm_cluster.job_field(job_id, "TresPerJob")
         for job_id in submitted
     }
-    assert gpu_requests.pop("rule_activations_wildcards_tiny") == "gres:gpu:1"
-    assert gpu_requests.pop("rule_ks_scores_wildcards_tiny") == "gres:gpu:1"  # KS on the GPU too
+    by_rule = {comment.split("_wildcards")[0]: comment for comment in gpu_requests}  # wildcards: run, model
+    assert gpu_requests.pop(by_rule["rule_activations"]) == "gres:gpu:1"
+    assert gpu_requests.pop(by_rule["rule_ks_scores"]) == "gres:gpu:1"  # KS on the GPU too
     assert set(gpu_requests.values()) == {None}, gpu_requests  # CPU-only rules ask for no GPU
 
     for table in TABLES:
