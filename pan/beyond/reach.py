@@ -38,7 +38,7 @@ from pan.core.borders import BORDERS
 from pan.core.dumps import read_feature_maps, read_manifest
 from pan.core.ks import DEFAULT_SHARE, SortedSamples, border_ks
 from pan.core.labelling import DEFAULT_THETA, RULES, check_theta, rule_expr
-from pan.core.scoring import CHUNK_VALUES
+from pan.core.scoring import CHUNK_VALUES, KS_SCHEMA
 
 __all__ = [
     "DEFAULT_MAX_DISTANCE",
@@ -62,21 +62,13 @@ DEFAULT_MAX_DISTANCE = 3
 
 REACH_SCHEMA = pa.schema(
     [
-        ("layer", pa.string()),
-        ("layer_index", pa.int32()),
-        ("neuron", pa.int32()),
-        ("border", pa.string()),
+        *[KS_SCHEMA.field(name) for name in ("layer", "layer_index", "neuron", "border")],
         ("distance", pa.int32()),
-        ("ks", pa.float64()),
-        ("ks_plus", pa.float64()),
-        ("ks_minus", pa.float64()),
-        ("n_border", pa.int64()),
-        ("n_centre", pa.int64()),
-        ("ks_plus_q", pa.float64()),
-        ("ks_minus_q", pa.float64()),
-        ("n_q", pa.int64()),
+        *[KS_SCHEMA.field(name) for name in ("ks", "ks_plus", "ks_minus", "n_border", "n_centre")],
+        *[KS_SCHEMA.field(name) for name in ("ks_plus_q", "ks_minus_q", "n_q")],
     ]
 )
+"""A KS table's columns (:data:`pan.core.scoring.KS_SCHEMA`, no intervals) with the distance."""
 
 
 def fits(height: int, width: int, max_distance: int) -> bool:
