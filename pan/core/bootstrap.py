@@ -92,16 +92,17 @@ def sorted_with_images(values: np.ndarray, images: int) -> tuple[SortedSamples, 
     return samples, (combined & ((1 << shift) - 1)).astype(np.intp)
 
 
-def _truncated(at: np.ndarray, below: np.ndarray, le: np.ndarray, lt: np.ndarray, n1: int, n2: int, m: int):
+def _truncated(at, below, le, lt, n1: int, n2: int, m: int, lt_max: np.ndarray, le_min: np.ndarray):
     """KS+ and KS- against the top and bottom ``m`` of a weighted centre, from the weighted
     counts (integers: the border's ``at``/``below`` out of ``n1``, the centre's ``le``/``lt``
     out of ``n2``). As in :func:`pan.core.ks.cdf_statistics`, only the columns where the
     truncated centre's CDF can exceed 0 (KS+) or fall short of 1 (KS-) are looked at: each
-    row's counts rise, so those are a suffix and a prefix found from the column extremes."""
+    row's counts rise, so those are a suffix and a prefix found from the column extremes
+    ``lt_max`` and ``le_min`` (the same for every ``m``: the caller finds them once)."""
     cut = n2 - m
-    start = int(np.searchsorted(lt.max(axis=0), cut, side="right"))
+    start = int(np.searchsorted(lt_max, cut, side="right"))
     plus = (np.maximum(lt[:, start:] - cut, 0) * n1 - below[:, start:] * m).max(axis=1, initial=0)
-    stop = int(np.searchsorted(le.min(axis=0), m, side="left"))
+    stop = int(np.searchsorted(le_min, m, side="left"))
     minus = (at[:, :stop] * m - np.minimum(le[:, :stop], m) * n1).max(axis=1, initial=0)
     return plus / (m * n1), minus / (m * n1)
 
@@ -122,22 +123,26 @@ def replicate_strengths(
     neurons, n2 = centre_images.shape
     out = np.empty((len(weights), 2, len(borders), neurons))
     cumulative = np.zeros((neurons, n2 + 1), dtype=np.int64)  # column 0: nothing below position 0
-    ties = [not np.array_equal(le, lt) for _, le, lt in borders]
+    # Positions in the flattened ``cumulative``, found once: one plain ``take`` per replicate.
+    rows = (np.arange(neurons, dtype=np.intp) * (n2 + 1))[:, None]
+    flat = [(lt + rows, None if np.array_equal(le, lt) else le + rows) for _, le, lt in borders]
     for r, weight in enumerate(weights):
         weight = weight.astype(np.int64)
         np.cumsum(weight[centre_images], axis=1, out=cumulative[:, 1:])
-        for b, (border_images, le, lt) in enumerate(borders):
+        for b, (border_images, _, _) in enumerate(borders):
             n1 = border_images.shape[1]
             own = weight[border_images]
             at = np.cumsum(own, axis=1)  # border values <= each sorted value (up to ties, see pan.core.ks)
             below = at - own
-            lt_w = np.take_along_axis(cumulative, lt, axis=1)
-            le_w = np.take_along_axis(cumulative, le, axis=1) if ties[b] else lt_w
+            lt_flat, le_flat = flat[b]
+            lt_w = cumulative.take(lt_flat)
+            le_w = cumulative.take(le_flat) if le_flat is not None else lt_w
             largest = (at * n2 - le_w * n1).max(axis=1)
             smallest = (lt_w * n1 - below * n2).max(axis=1)
             ks = np.maximum(np.maximum(largest, smallest), 0) / (n1 * n2)
+            lt_max, le_min = lt_w.max(axis=0), le_w.min(axis=0)
             for i, m in enumerate((min(n1, n2), share_size(n2, q))):
-                plus, minus = _truncated(at, below, le_w, lt_w, n1, n2, m)
+                plus, minus = _truncated(at, below, le_w, lt_w, n1, n2, m, lt_max, le_min)
                 out[r, i, b] = np.minimum(ks, np.maximum(plus, minus))
     return out
 
