@@ -12,7 +12,10 @@ goals, met or not:
   top-1 agreement at least RAND-reflect's, its PAN count at the reflect control's level;
 - the ``zero_line`` student's top-1 change rate under the zero-line attack (zero lines) is at
   most half the teacher's;
-- each repair fits in 15 minutes and 4 GB.
+- each repair fits in 15 minutes and 4 GB;
+
+with 95 % image-bootstrap intervals (1,000 resamples of the images, paired where two models
+are compared on the same images) for the agreement difference and the change rates.
 
     python benchmarks/repair.py [--cores 2] [--strategies reflect zero_line] [--dir DIR] [--keep]
 
@@ -29,9 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import yaml
 
+from pan.beyond.attack_summary import rate_intervals
 from pan.bias.logits import read_logits
 from pan.repair.table import logit_fidelity
 from pan.workflow.run import job_peaks, run_workflow
@@ -98,6 +103,14 @@ def _goals(workdir: Path, table: pl.DataFrame, peaks) -> None:
             f"  reflect agreement {after['agreement']:.1%} (goal >= RAND-reflect {rand_agreement:.1%}): {met}"
         )
         print(f"  reflect PANs: plain swap (the reflect control) {before['pans']}, after {after['pans']}")
+        student = read_logits(workdir / f"results/eval/{MODEL}.repaired-reflect/original.parquet").logits
+        same = (teacher.argmax(1) == student.argmax(1)).astype(float)
+        same_rand = (teacher.argmax(1) == rand.argmax(1)).astype(float)
+        low, high = _paired_interval(same - same_rand)
+        print(
+            f"    agreement student - RAND-reflect: {(same - same_rand).mean():+.1%} "
+            f"(95 % interval {low:+.1%} to {high:+.1%}, {len(same)} images)"
+        )
     if ("zero_line", "after") in rows:
         before, after = rows["zero_line", "before"], rows["zero_line", "after"]
         zero = after["zero_line_change_zero"] / before["zero_line_change_zero"]
@@ -105,10 +118,49 @@ def _goals(workdir: Path, table: pl.DataFrame, peaks) -> None:
             f"  zero_line change rate (zero lines) {before['zero_line_change_zero']:.1%} -> "
             f"{after['zero_line_change_zero']:.1%} ({zero:.2f} of the original's; goal <= 0.5): {zero <= 0.5}"
         )
+        _line_intervals(workdir)
     for rss, seconds, name in peaks:
         if name.parts[0] == "repair":
             fits = seconds <= 900 and rss <= 4096
             print(f"  {name}: {seconds / 60:.1f} min, {rss / 1024:.2f} GB (goal: 15 min, 4 GB): {fits}")
+
+
+def _paired_interval(values: np.ndarray, bootstrap: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95 % image-bootstrap interval of the mean of per-image values."""
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(bootstrap, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def _line_intervals(workdir: Path) -> None:
+    """Change rates (all orientations) of the teacher and the zero_line student with intervals,
+    and the paired student - teacher difference per kind of line."""
+    tables = {
+        name: pl.read_parquet(workdir / f"results/injection/{name}/original.parquet")
+        for name in (MODEL, f"{MODEL}.repaired-zero_line")
+    }
+    for name, table in tables.items():
+        rates = rate_intervals(table).filter(pl.col("orientation") == "all").sort("kind")
+        for row in rates.iter_rows(named=True):
+            print(
+                f"    {name} {row['kind']}: {row['top1_change_rate']:.1%} "
+                f"({row['top1_change_rate_low']:.1%}-{row['top1_change_rate_high']:.1%})"
+            )
+    per_image = {
+        name: table.group_by("sample", "kind").agg(pl.col("changed").cast(pl.Float64).mean()).sort("sample")
+        for name, table in tables.items()
+    }
+    teacher, student = per_image.values()
+    for kind in ("zero", "black", "copied"):
+        t = teacher.filter(pl.col("kind") == kind)["changed"].to_numpy()
+        s = student.filter(pl.col("kind") == kind)["changed"].to_numpy()
+        low, high = _paired_interval(s - t)
+        print(f"    student - teacher, {kind} lines: {(s - t).mean():+.1%} ({low:+.1%} to {high:+.1%})")
+    for name, rates in per_image.items():
+        zero = rates.filter(pl.col("kind") == "zero")["changed"].to_numpy()
+        copied = rates.filter(pl.col("kind") == "copied")["changed"].to_numpy()
+        low, high = _paired_interval(zero - copied)
+        print(f"    {name}, zero - copied lines: {(zero - copied).mean():+.1%} ({low:+.1%} to {high:+.1%})")
 
 
 if __name__ == "__main__":
