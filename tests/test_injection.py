@@ -84,9 +84,13 @@ def test_the_workflow_labels_origin_reach_and_lines(beyond_run):
         (r["layer"], r["neuron"]): r["pan_type"] for r in labels.iter_rows(named=True)
     } == beyond_net.EXPECTED_TYPES
     origin = pl.read_csv(beyond_run / "results/tables/pan_origin.csv").filter(pl.col("pan_type") == "all")
-    assert origin.select("pans", "nascent", "downstream", "mixed", "confident").row(0) == (3, 2, 1, 0, 3)
+    assert origin.select("rule", "pans", "nascent", "downstream", "mixed", "confident").rows() == [
+        (rule, 3, 2, 1, 0, 3) for rule in ("paper", "share")
+    ]
     flip = pl.read_csv(beyond_run / "results/tables/flip_control.csv").filter(pl.col("pan_type") == "all")
-    assert flip.select("pans", "padding", "content", "unclear").row(0) == (3, 3, 0, 0)
+    assert flip.select("rule", "pans", "padding", "content", "unclear").rows() == [
+        (rule, 3, 3, 0, 0) for rule in ("paper", "share")
+    ]
     reach = pl.read_csv(beyond_run / "results/tables/reach.csv")
     assert reach.filter(pl.col("rule") == "share")["distance"].to_list() == [0, 1, 2, 3]
     reach = reach.filter(pl.col("rule") == "paper")

@@ -17,10 +17,10 @@ from pan.beyond.origin import (
     origin_counts,
     origin_strengths,
 )
-from pan.beyond.probe import STRENGTH_COLUMNS, plausible
+from pan.beyond.probe import STRENGTH_COLUMNS, pan_channels, plausible
 from pan.capture.inference import layer_outputs
 from pan.capture.layers import analysed_layers
-from pan.core.labelling import label_pans
+from pan.core.labelling import RULES, label_pans
 from pan.core.scoring import score_maps
 
 
@@ -50,15 +50,19 @@ def planted():
     return net, images, labels, strengths
 
 
-def test_the_planted_net_has_the_pans_it_documents(planted):
+def test_the_planted_net_has_the_pans_it_documents_under_both_rules(planted):
     _, _, labels, _ = planted
-    found = {(r["layer"], r["neuron"]): r["pan_type"] for r in labels.filter("is_pan").iter_rows(named=True)}
-    assert found == origin_net.EXPECTED_TYPES
+    for suffix in ("", "_share"):
+        pans = labels.filter(f"is_pan{suffix}").iter_rows(named=True)
+        assert {(r["layer"], r["neuron"]): r[f"pan_type{suffix}"] for r in pans} == origin_net.EXPECTED_TYPES
 
 
-def test_every_cell_of_the_2x2_is_recovered_with_confidence(planted):
+@pytest.mark.parametrize("rule", RULES)
+def test_every_cell_of_the_2x2_is_recovered_with_confidence_under_both_rules(planted, rule):
     _, _, labels, strengths = planted
     origin = label_origin(strengths, labels, theta=0.5)
+    assert origin["rule"].unique(maintain_order=True).to_list() == list(RULES)  # paper first
+    origin = origin.filter(pl.col("rule") == rule)
     per_pan = origin.unique(["layer", "neuron"])
     got = {(r["layer"], r["neuron"]): r["origin"] for r in per_pan.iter_rows(named=True)}
     assert got == origin_net.EXPECTED_ORIGIN
@@ -66,11 +70,15 @@ def test_every_cell_of_the_2x2_is_recovered_with_confidence(planted):
     mixed = origin.filter((pl.col("layer") == "c2") & (pl.col("neuron") == 5))
     assert dict(mixed.select("border", "border_origin").rows()) == {"T": "nascent", "L": "downstream"}
     assert mixed["border_confident"].all()  # the borders disagree beyond their intervals
+    counts = origin_counts({"m": origin}).filter(rule=rule, pan_type="all")
+    assert counts.select("pans", "nascent", "needs_both", "no_padding", "mixed").row(0) == (10, 4, 1, 2, 1)
 
 
-def test_strengths_carry_intervals_and_paired_changes(planted):
+@pytest.mark.parametrize("rule", RULES)
+def test_strengths_carry_intervals_and_paired_changes(planted, rule):
     _, _, _, strengths = planted
     assert tuple(strengths.columns) == STRENGTH_COLUMNS
+    strengths = strengths.filter(pl.col("rule") == rule)
     assert set(strengths["condition"]) == set(CONDITIONS)
     assert (strengths["lo"] <= strengths["strength"] + 1e-12).all()
     assert (strengths["strength"] <= strengths["hi"] + 1e-12).all()
@@ -89,9 +97,10 @@ def test_strengths_carry_intervals_and_paired_changes(planted):
 def test_a_nascent_pan_of_the_first_layer_is_not_changed_by_upstream_padding(planted):
     _, _, _, strengths = planted
     row = strengths.filter((pl.col("layer") == "c1") & (pl.col("neuron") == 1) & (pl.col("border") == "T"))
-    cell = {r["condition"]: r for r in row.iter_rows(named=True)}
-    assert cell["up_reflect"]["strength"] == cell["original"]["strength"] == 1.0
-    assert cell["own_reflect"]["hi"] < 0.2
+    for rule in RULES:
+        cell = {r["condition"]: r for r in row.filter(pl.col("rule") == rule).iter_rows(named=True)}
+        assert cell["up_reflect"]["strength"] == cell["original"]["strength"] == 1.0
+        assert cell["own_reflect"]["hi"] < 0.2
 
 
 def test_the_model_is_left_unchanged(planted):
@@ -104,12 +113,14 @@ def test_beyond_nets_nascent_and_downstream_pans_keep_their_origin():
     net, images = beyond_net.build().eval(), beyond_net.batch()
     labels = net_labels(net, images)
     strengths = origin_strengths(net, list(images), identity, labels, 8, "cpu", replicates=20)
-    origin = label_origin(strengths, labels, theta=0.5).unique(["layer", "neuron"])
-    assert {(r["layer"], r["neuron"]): r["origin"] for r in origin.iter_rows(named=True)} == {
-        ("conv1", 0): "nascent",
-        ("conv1", 1): "nascent",
-        ("conv2", 0): "downstream",
-    }
+    origin = label_origin(strengths, labels, theta=0.5)
+    for rule in RULES:
+        per_pan = origin.filter(pl.col("rule") == rule).unique(["layer", "neuron"])
+        assert {(r["layer"], r["neuron"]): r["origin"] for r in per_pan.iter_rows(named=True)} == {
+            ("conv1", 0): "nascent",
+            ("conv1", 1): "nascent",
+            ("conv2", 0): "downstream",
+        }
 
 
 def test_border_categories_and_plausible_decisions():
@@ -123,10 +134,13 @@ def test_border_categories_and_plausible_decisions():
     assert plausible(0.52, 0.45, 0.6, 0.5) == {True, False}
 
 
-def _strengths(values: dict[tuple[str, str], tuple[float, float, float]]) -> pl.DataFrame:
+def _strengths(
+    values: dict[tuple[str, str], tuple[float, float, float]], rule: str = "paper"
+) -> pl.DataFrame:
     return pl.DataFrame(
         [
             {
+                "rule": rule,
                 "layer": "a",
                 "layer_index": 0,
                 "neuron": 0,
@@ -165,3 +179,62 @@ def test_borders_that_differ_only_within_their_intervals_are_not_mixed():
     counts = origin_counts({"m": origin})
     assert counts.columns == list(ORIGIN_COLUMNS)
     assert counts.filter(pl.col("pan_type") == "all").select("pans", "mixed", "confident").row(0) == (1, 1, 1)
+
+
+def test_each_rule_labels_its_own_pans_from_the_probe_of_their_union():
+    """Neuron 0 is a TB PAN under the paper rule only, neuron 1 a T PAN under the share rule only:
+    both are probed, and each rule labels its own PAN with its own strengths."""
+    labels = pl.DataFrame(
+        {
+            "layer": ["a", "a", "a"],
+            "layer_index": [0, 0, 0],
+            "neuron": [0, 1, 2],
+            "is_pan": [True, False, False],
+            "pan_type": ["TB", "", ""],
+            "is_pan_share": [False, True, False],
+            "pan_type_share": ["", "T", ""],
+        }
+    )
+    assert pan_channels(labels) == {"a": (0, [0, 1])}
+    nascent = {("original",): (0.9, 0.85, 0.95), ("up_reflect",): (0.9, 0.85, 0.95)}
+    nascent |= {("own_reflect",): (0.1, 0.05, 0.15), ("all_reflect",): (0.1, 0.05, 0.15)}
+    downstream = nascent | {("own_reflect",): (0.9, 0.85, 0.95), ("up_reflect",): (0.1, 0.05, 0.15)}
+    frames = []
+    for rule, cells in (("paper", nascent), ("share", downstream)):
+        for neuron in (0, 1):
+            values = {(b, c): v for b in "TBLR" for (c,), v in cells.items()}
+            frames.append(_strengths(values, rule).with_columns(neuron=pl.lit(neuron)))
+    origin = label_origin(pl.concat(frames), labels, 0.5)
+    assert origin.select("rule", "neuron", "pan_type", "border", "origin").rows() == [
+        ("paper", 0, "TB", "T", "nascent"),
+        ("paper", 0, "TB", "B", "nascent"),
+        ("share", 1, "T", "T", "downstream"),
+    ]
+    counts = origin_counts({"m": origin}).filter(pan_type="all")
+    assert counts.select("rule", "pans", "nascent", "downstream").rows() == [
+        ("paper", 1, 1, 0),
+        ("share", 1, 0, 1),
+    ]
+    # a rule without PANs still gets its row (0 PANs), and labels without the share rule's
+    # columns give the paper rule only
+    paper_only = label_origin(pl.concat(frames), labels.drop("is_pan_share", "pan_type_share"), 0.5)
+    assert set(paper_only["rule"]) == {"paper"}
+    assert origin_counts({"m": paper_only}).filter(pan_type="all").select("rule", "pans").rows() == [
+        ("paper", 1),
+        ("share", 0),
+    ]
+
+
+def test_the_origin_figure_has_a_panel_per_rule(planted, tmp_path):
+    from test_figures import assert_renders
+
+    from pan.figures.beyond import origin_chart
+
+    _, _, labels, strengths = planted
+    origin = label_origin(strengths, labels, theta=0.5)
+    chart = origin_chart(origin, "planted", 0.5)
+    titles = [panel["title"] for panel in chart.to_dict()["hconcat"]]
+    assert titles == ["paper rule: 10 PANs, 12 PAN borders", "share rule: 10 PANs, 12 PAN borders"]
+    assert_renders(chart, tmp_path, "origin_2x2")
+    one_rule = origin_chart(origin.filter(rule="paper"), "planted", 0.5).to_dict()["hconcat"]
+    assert one_rule[1]["title"] == "share rule: 0 PANs, 0 PAN borders" and "mark" in one_rule[1]

@@ -13,7 +13,7 @@ from pan.beyond.flip import FLIPS, flip_counts, flip_verdicts
 from pan.beyond.origin import CONDITIONS, label_origin, origin_counts
 from pan.beyond.probe import STRENGTH_SCHEMA
 from pan.bias.influence import influence_summary, sample_influence
-from pan.core.labelling import label_pans
+from pan.core.labelling import RULES, label_pans
 from pan.core.tables import table1
 from pan.workflow.shape_checks import unscoreable_layers
 
@@ -62,10 +62,12 @@ def influence_tables() -> pl.DataFrame:
 
 
 def strengths(labels: pl.DataFrame, conditions: tuple[str, ...]) -> pl.DataFrame:
-    """Made-up strengths (:data:`pan.beyond.probe.STRENGTH_SCHEMA`) of every PAN of ``labels``."""
-    pans = labels.filter("is_pan").select("layer", "layer_index", "neuron")
+    """Made-up strengths (:data:`pan.beyond.probe.STRENGTH_SCHEMA`) of every PAN of ``labels``
+    under either rule, for both rules."""
+    pans = labels.filter(pl.col("is_pan") | pl.col("is_pan_share")).select("layer", "layer_index", "neuron")
     rows = [
-        {**pan, "border": b, "condition": c, **dict.fromkeys(STRENGTH_SCHEMA_VALUES, 0.6)}
+        {"rule": rule, **pan, "border": b, "condition": c, **dict.fromkeys(STRENGTH_SCHEMA_VALUES, 0.6)}
+        for rule in RULES
         for pan in pans.iter_rows(named=True)
         for b in BORDERS
         for c in conditions
@@ -79,12 +81,12 @@ STRENGTH_SCHEMA_VALUES += ("mirror_gap", "mirror_gap_lo", "mirror_gap_hi")
 
 def test_origin_and_flip_columns_follow_the_schema_table(labels):
     origin = label_origin(strengths(labels, CONDITIONS), labels, 0.5)
-    assert origin.height > 0
+    assert set(origin["rule"]) == set(RULES)
     assert origin.columns == documented_columns("results/origin/{model}.parquet")
     assert list(STRENGTH_SCHEMA) == documented_columns("results/origin/{model}_strengths.parquet")
     assert origin_counts({"m": origin}).columns == documented_columns("results/tables/pan_origin.csv")
     flip = flip_verdicts(strengths(labels, ("original", *FLIPS)), labels, 0.5)
-    assert flip.height > 0
+    assert set(flip["rule"]) == set(RULES)
     assert flip.columns == documented_columns("results/flip/{model}.parquet")
     assert flip_counts({"m": flip}).columns == documented_columns("results/tables/flip_control.csv")
 

@@ -25,6 +25,11 @@ border whose gap's interval holds 0.
 No theta enters the verdict, so a PAN just above theta is judged as surely as a strong one;
 theta only decides which neurons are PANs. A PAN is ``padding`` (or ``content``) when every
 informative PAN border says so, else ``unclear`` (also when none is informative).
+
+Both PAN rules (:data:`pan.core.labelling.RULES`) are judged from the same three passes: the
+union of their PANs is probed, and each rule judges its own PANs with its own strengths (its
+PAN type decides which borders are judged and which are symmetric); every row carries its
+``rule``, ``paper`` first.
 """
 
 from __future__ import annotations
@@ -35,16 +40,10 @@ from typing import TextIO
 
 import polars as pl
 
-from pan.core.labelling import DEFAULT_THETA, PAN_TYPES, check_theta
+from pan.core.ks import DEFAULT_SHARE
+from pan.core.labelling import DEFAULT_THETA, PAN_TYPES, check_theta, rule_view
 
-from .probe import (
-    DEFAULT_REPLICATES,
-    DEFAULT_SEED,
-    STRENGTH_SCHEMA,
-    capture_channels,
-    pan_channels,
-    strength_table,
-)
+from .probe import DEFAULT_REPLICATES, DEFAULT_SEED, capture_channels, label_rules, per_rule, probe_strengths
 
 __all__ = [
     "FLIPS",
@@ -91,44 +90,61 @@ def flip_strengths(
     replicates: int = DEFAULT_REPLICATES,
     seed: int = DEFAULT_SEED,
     progress: TextIO | None = None,
+    q: float = DEFAULT_SHARE,
 ) -> pl.DataFrame:
-    """Strengths (:data:`pan.beyond.probe.STRENGTH_COLUMNS`) of the PANs of ``labels`` on the batch as
-    it is (``original``) and flipped (:data:`FLIPS`): three forward passes, ``net`` unchanged."""
-    import numpy as np
+    """Strengths (:data:`pan.beyond.probe.STRENGTH_COLUMNS`, both rules, the share rule at ``q``) of
+    the PANs of ``labels`` on the batch as it is (``original``) and flipped (:data:`FLIPS`):
+    three forward passes, ``net`` unchanged."""
+    what = (3, "flip passes (none, LR, TB)")
+    return probe_strengths(
+        net,
+        records,
+        transform,
+        labels,
+        micro_batch,
+        _flip_passes,
+        what,
+        device,
+        replicates,
+        seed,
+        q,
+        progress,
+    )
+
+
+def _flip_passes(net, pans, batches, device, on_batch) -> dict[str, dict]:
+    """The PANs' channels on the batch and on the batch flipped along each axis of :data:`FLIPS`."""
     import torch
 
-    from pan.capture.inference import pick_device, preprocessed_batches
-    from pan.logs import image_progress
-
-    pans = pan_channels(labels)
-    if not pans:
-        return pl.DataFrame(schema=STRENGTH_SCHEMA)
-    target = pick_device(device)
-    net = net.to(target).eval()
-    batches = list(preprocessed_batches(records, transform, micro_batch))
     channels = {layer: neurons for layer, (_, neurons) in pans.items()}
-    bar = image_progress(3 * len(records), "flip passes (none, LR, TB)", progress)
-    maps: dict[str, dict[str, np.ndarray]] = {}
+    maps = {}
     for condition, axis in {"original": None, **FLIPS}.items():
         prepare = (lambda b: b) if axis is None else (lambda b, axis=axis: torch.flip(b, dims=[axis]))
-        maps[condition] = capture_channels(net, channels, iter(batches), target, prepare, bar.update)
-    bar.close()
-    tables = [
-        strength_table(layer, index, neurons, {c: maps[c][layer] for c in maps}, replicates, seed, "original")
-        for layer, (index, neurons) in pans.items()
-    ]
-    return pl.concat(tables)
+        maps[condition] = capture_channels(net, channels, iter(batches), device, prepare, on_batch)
+    return maps
 
 
 def flip_verdicts(
     strengths: pl.DataFrame, labels: pl.DataFrame, theta: float = DEFAULT_THETA
 ) -> pl.DataFrame:
-    """One row per PAN border of ``labels``: its strength on the batch (``strength``, ``lo``,
-    ``hi``), after the flip on its own border (``stay``...) and on the mirrored one (``moved``...),
-    its gap to the mirror on the batch (``gap``...) and flipped (``flipped_gap``...),
-    ``informative``, ``border_verdict``, the PAN's ``verdict`` and ``theta`` (which only chose
-    the PANs)."""
+    """One row per rule (:func:`pan.beyond.probe.label_rules`, ``paper`` first) and PAN border of
+    ``labels`` under that rule: the ``rule``, the border's strength by that rule on the batch
+    (``strength``, ``lo``, ``hi``), after the flip on its own border (``stay``...) and on the
+    mirrored one (``moved``...), its gap to the mirror on the batch (``gap``...) and flipped
+    (``flipped_gap``...), ``informative``, ``border_verdict``, the PAN's ``verdict`` and ``theta``
+    (which only chose the PANs)."""
     theta = check_theta(theta)
+    frames = [
+        _judge_rule(strengths.filter(pl.col("rule") == rule), rule_view(labels, rule), theta).select(
+            pl.lit(rule).alias("rule"), pl.all()
+        )
+        for rule in label_rules(labels)
+    ]
+    return pl.concat(frames)
+
+
+def _judge_rule(strengths: pl.DataFrame, labels: pl.DataFrame, theta: float) -> pl.DataFrame:
+    """:func:`flip_verdicts`'s rows, less ``rule``, for one rule's strengths and label view."""
     pan_types = {
         (r["layer_index"], r["neuron"]): r["pan_type"] for r in labels.filter("is_pan").iter_rows(named=True)
     }
@@ -188,31 +204,42 @@ def write_flip(
     device: str = "auto",
     replicates: int = DEFAULT_REPLICATES,
     seed: int = DEFAULT_SEED,
+    q: float = DEFAULT_SHARE,
 ) -> pl.DataFrame:
     """:func:`flip_verdicts` of the configured ``model`` (a ModelSpec) on the §3 batch
-    ``images`` (an ImageSpec) for the PANs of the label file ``labels``, written to ``out``."""
+    ``images`` (an ImageSpec) for the PANs of the label file ``labels`` under both rules (the
+    share rule at ``q``), written to ``out``."""
     from pan.capture.images import image_records
     from pan.capture.models import load_model
 
     table = pl.read_parquet(labels)
     loaded = load_model(model)
     strengths = flip_strengths(
-        loaded.model, image_records(images), loaded.transform, table, micro_batch, device, replicates, seed
+        loaded.model,
+        image_records(images),
+        loaded.transform,
+        table,
+        micro_batch,
+        device,
+        replicates,
+        seed,
+        q=q,
     )
     verdicts = flip_verdicts(strengths, table, theta)
     verdicts.write_parquet(out)
     return verdicts
 
 
-FLIP_COLUMNS = ("model", "pan_type", "pans", *VERDICTS, "uninformative")
+FLIP_COLUMNS = ("model", "rule", "pan_type", "pans", *VERDICTS, "uninformative")
 """Columns of ``results/tables/flip_control.csv``; ``uninformative``: the unclear PANs none of
 whose PAN borders differs from its mirror beyond the interval (the flip cannot judge them)."""
 
 
 def flip_counts(verdicts: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
-    """Per model and PAN type (and ``all`` types): PANs, and how many get each verdict."""
+    """Per model, rule (:func:`pan.beyond.probe.per_rule`) and PAN type (``all`` types first):
+    PANs, and how many get each verdict."""
     frames = []
-    for model, table in verdicts.items():
+    for (model, rule), table in per_rule(verdicts):
         per_pan = table.group_by("layer_index", "neuron", maintain_order=True).agg(
             pl.col("pan_type", "verdict").first(), pl.col("informative").any()
         )
@@ -224,8 +251,8 @@ def flip_counts(verdicts: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
                 continue
             counts = {kind: int((rows["verdict"] == kind).sum()) for kind in VERDICTS}
             counts["uninformative"] = int((~rows["informative"]).sum())
-            frames.append({"model": model, "pan_type": pan_type, "pans": rows.height, **counts})
-    schema = {"model": pl.String, "pan_type": pl.String, **{c: pl.Int64 for c in FLIP_COLUMNS[2:]}}
+            frames.append({"model": model, "rule": rule, "pan_type": pan_type, "pans": rows.height, **counts})
+    schema = {c: pl.String for c in FLIP_COLUMNS[:3]} | {c: pl.Int64 for c in FLIP_COLUMNS[3:]}
     return pl.DataFrame(frames, schema=schema)
 
 

@@ -37,6 +37,10 @@ and its interval on the same side of theta). A PAN takes the category its PAN bo
 it is ``mixed`` only when no category is plausible for all of them, i.e. when its borders
 disagree beyond their intervals. A PAN's origin is confident when its intervals allow no
 other: every border's category is confident, or the borders disagree whatever they allow.
+
+Both PAN rules (:data:`pan.core.labelling.RULES`) are read from the same two passes: the union
+of their PANs is probed, and each rule labels its own PANs (its PAN type, its strength) at
+theta; every row carries its ``rule``, ``paper`` first.
 """
 
 from __future__ import annotations
@@ -48,9 +52,10 @@ from typing import TextIO
 
 import polars as pl
 
-from pan.core.labelling import DEFAULT_THETA, PAN_TYPES, check_theta
+from pan.core.ks import DEFAULT_SHARE
+from pan.core.labelling import DEFAULT_THETA, PAN_TYPES, check_theta, rule_view
 
-from .probe import DEFAULT_REPLICATES, DEFAULT_SEED, STRENGTH_SCHEMA, pan_channels, plausible, strength_table
+from .probe import DEFAULT_REPLICATES, DEFAULT_SEED, label_rules, per_rule, plausible, probe_strengths
 
 __all__ = [
     "CONDITIONS",
@@ -91,36 +96,38 @@ def origin_strengths(
     replicates: int = DEFAULT_REPLICATES,
     seed: int = DEFAULT_SEED,
     progress: TextIO | None = None,
+    q: float = DEFAULT_SHARE,
 ) -> pl.DataFrame:
-    """Strengths (:data:`pan.beyond.probe.STRENGTH_COLUMNS`) of the PANs of ``labels`` under the four
-    :data:`CONDITIONS`, over ``records`` preprocessed by ``transform`` (two forward passes)."""
-    from pan.capture.inference import pick_device, preprocessed_batches
-    from pan.logs import image_progress
+    """Strengths (:data:`pan.beyond.probe.STRENGTH_COLUMNS`, both rules, the share rule at ``q``) of
+    the PANs of ``labels`` under the four :data:`CONDITIONS`, over ``records`` preprocessed by
+    ``transform`` (two forward passes)."""
+    what = (2, "origin passes (zero, reflect)")
+    return probe_strengths(
+        net,
+        records,
+        transform,
+        labels,
+        micro_batch,
+        _origin_passes,
+        what,
+        device,
+        replicates,
+        seed,
+        q,
+        progress,
+    )
 
-    pans = pan_channels(labels)
-    if not pans:
-        return pl.DataFrame(schema=STRENGTH_SCHEMA)
-    target = pick_device(device)
-    net = net.to(target).eval()
-    batches = list(preprocessed_batches(records, transform, micro_batch))
-    bar = image_progress(2 * len(records), "origin passes (zero, reflect)", progress)
-    kept: dict[tuple[str, str], list] = {}
-    for flow in ("zero", "reflect"):
-        _probe_pass(net, pans, flow, batches, target, kept, bar.update)
-    bar.close()
+
+def _origin_passes(net, pans, batches, device, on_batch) -> dict[str, dict]:
+    """The four :data:`CONDITIONS`' maps of the PANs' channels from two passes (:func:`_probe_pass`)."""
     import numpy as np
 
-    names = {("zero", "zero"): "original", ("zero", "reflect"): "own_reflect"}
-    names |= {("reflect", "zero"): "up_reflect", ("reflect", "reflect"): "all_reflect"}
-    tables = []
-    for layer, (index, neurons) in pans.items():
-        conditions = {
-            names[(flow, own)]: np.concatenate(kept[(layer, flow, own)])
-            for flow, own in product(("zero", "reflect"), repeat=2)
-        }
-        conditions = {c: conditions[c] for c in CONDITIONS}
-        tables.append(strength_table(layer, index, neurons, conditions, replicates, seed, "original"))
-    return pl.concat(tables)
+    kept: dict[tuple[str, str, str], list] = {}
+    for flow in ("zero", "reflect"):
+        _probe_pass(net, pans, flow, batches, device, kept, on_batch)
+    names = {"original": ("zero", "zero"), "own_reflect": ("zero", "reflect")}
+    names |= {"up_reflect": ("reflect", "zero"), "all_reflect": ("reflect", "reflect")}
+    return {c: {layer: np.concatenate(kept[(layer, *names[c])]) for layer in pans} for c in CONDITIONS}
 
 
 def _probe_pass(net, pans, flow, batches, device, kept, on_batch) -> None:
@@ -166,12 +173,25 @@ def _probe_pass(net, pans, flow, batches, device, kept, on_batch) -> None:
 
 
 def label_origin(strengths: pl.DataFrame, labels: pl.DataFrame, theta: float = DEFAULT_THETA) -> pl.DataFrame:
-    """One row per PAN border of ``labels`` with its strength under each condition (interval:
-    ``_lo``, ``_hi``), its change from ``original`` (``change_{condition}``, ``_lo``, ``_hi``),
-    ``border_origin`` and ``border_confident``, then the PAN's ``origin`` and ``confident``
-    (see the module), and ``theta``."""
+    """One row per rule (:func:`pan.beyond.probe.label_rules`, ``paper`` first) and PAN border of
+    ``labels`` under that rule: the ``rule``, the border's strength under each condition by that
+    rule (interval: ``_lo``, ``_hi``), its change from ``original`` (``change_{condition}``,
+    ``_lo``, ``_hi``), ``border_origin`` and ``border_confident``, then the PAN's ``origin`` and
+    ``confident`` (see the module), and ``theta``."""
     theta = check_theta(theta)
-    pans = labels.filter("is_pan").select("layer_index", "neuron", "pan_type")
+    frames = [
+        _label_rule(
+            strengths.filter(pl.col("rule") == rule),
+            rule_view(labels, rule).filter("is_pan").select("layer_index", "neuron", "pan_type"),
+            theta,
+        ).select(pl.lit(rule).alias("rule"), pl.all())
+        for rule in label_rules(labels)
+    ]
+    return pl.concat(frames)
+
+
+def _label_rule(strengths: pl.DataFrame, pans: pl.DataFrame, theta: float) -> pl.DataFrame:
+    """:func:`label_origin`'s rows, less ``rule``, for one rule's strengths and PANs."""
     rows = []
     for (index, neuron), group in strengths.sort("layer_index", "neuron").group_by(
         "layer_index", "neuron", maintain_order=True
@@ -252,10 +272,11 @@ def write_origin(
     replicates: int = DEFAULT_REPLICATES,
     seed: int = DEFAULT_SEED,
     strengths_out: str | Path | None = None,
+    q: float = DEFAULT_SHARE,
 ) -> pl.DataFrame:
     """:func:`label_origin` of the configured ``model`` (a ModelSpec) on the §3 batch ``images``
-    (an ImageSpec) for the PANs of the label file ``labels``, written to ``out`` (the strengths
-    too, to ``strengths_out``)."""
+    (an ImageSpec) for the PANs of the label file ``labels`` under both rules (the share rule at
+    ``q``), written to ``out`` (the strengths too, to ``strengths_out``)."""
     from pan.capture.images import image_records
     from pan.capture.models import load_model
 
@@ -263,7 +284,7 @@ def write_origin(
     loaded = load_model(model)
     records = image_records(images)
     strengths = origin_strengths(
-        loaded.model, records, loaded.transform, table, micro_batch, device, replicates, seed
+        loaded.model, records, loaded.transform, table, micro_batch, device, replicates, seed, q=q
     )
     if strengths_out is not None:
         strengths.write_parquet(strengths_out)
@@ -272,15 +293,15 @@ def write_origin(
     return origin
 
 
-ORIGIN_COLUMNS = ("model", "pan_type", "pans", *ORIGINS, "mixed", "confident")
+ORIGIN_COLUMNS = ("model", "rule", "pan_type", "pans", *ORIGINS, "mixed", "confident")
 """Columns of ``results/tables/pan_origin.csv``: PANs per origin, and how many are confident."""
 
 
 def origin_counts(origins: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
-    """Per model and PAN type (and ``all`` types): PANs, how many of each origin (``mixed``
-    too), and how many PANs' origin is confident."""
+    """Per model, rule (:func:`pan.beyond.probe.per_rule`) and PAN type (``all`` types first):
+    PANs, how many of each origin (``mixed`` too), and how many PANs' origin is confident."""
     frames = []
-    for model, table in origins.items():
+    for (model, rule), table in per_rule(origins):
         per_pan = table.unique(["layer_index", "neuron"], maintain_order=True)
         for pan_type, rows in [
             ("all", per_pan),
@@ -290,8 +311,8 @@ def origin_counts(origins: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
                 continue
             counts = {kind: int((rows["origin"] == kind).sum()) for kind in (*ORIGINS, "mixed")}
             counts["confident"] = int(rows["confident"].sum())
-            frames.append({"model": model, "pan_type": pan_type, "pans": rows.height, **counts})
-    schema = {"model": pl.String, "pan_type": pl.String, **{c: pl.Int64 for c in ORIGIN_COLUMNS[2:]}}
+            frames.append({"model": model, "rule": rule, "pan_type": pan_type, "pans": rows.height, **counts})
+    schema = {c: pl.String for c in ORIGIN_COLUMNS[:3]} | {c: pl.Int64 for c in ORIGIN_COLUMNS[3:]}
     return pl.DataFrame(frames, schema=schema)
 
 

@@ -150,10 +150,10 @@ def _interval_scatter(
     return alt.layer(xbars, ybars, points, vertical, horizontal).properties(width=340, height=340)
 
 
-def origin_chart(origin: pl.DataFrame, model: str, theta: float) -> alt.LayerChart:
-    """Each PAN border of :func:`pan.beyond.origin.label_origin`: its strength with upstream padding
-    only (x) against its own padding only (y), 95 % intervals; the quadrants cut by theta are
-    the 2x2's categories."""
+def origin_chart(origin: pl.DataFrame, model: str, theta: float) -> alt.HConcatChart:
+    """Each PAN border of :func:`pan.beyond.origin.label_origin`, one panel per rule: its strength
+    with upstream padding only (x) against its own padding only (y), 95 % intervals; the
+    quadrants cut by theta are the 2x2's categories."""
     from pan.beyond.origin import ORIGINS
 
     rows = origin.rename(
@@ -166,15 +166,18 @@ def origin_chart(origin: pl.DataFrame, model: str, theta: float) -> alt.LayerCha
             "up_reflect_hi": "own_only_hi",
         }
     )
-    chart = _interval_scatter(
-        rows,
-        ("upstream_only", "strength, upstream padding only (own conv reflects)"),
-        ("own_only", "strength, own padding only (upstream convs reflect)"),
-        "border_origin",
-        list(ORIGINS),
-        theta,
-    )
-    return chart.properties(
+
+    def panel(part: pl.DataFrame) -> alt.LayerChart:
+        return _interval_scatter(
+            part,
+            ("upstream_only", "strength, upstream padding only (own conv reflects)"),
+            ("own_only", "strength, own padding only (upstream convs reflect)"),
+            "border_origin",
+            list(ORIGINS),
+            theta,
+        )
+
+    return _per_rule_panels(rows, panel, theta).properties(
         title=alt.Title(
             f"{model}: where each PAN border's padding comes from",
             subtitle=f"θ = {theta}; top left nascent, bottom right downstream, top right either, "
@@ -190,28 +193,49 @@ def write_origin_figure(
     save_chart(_or_note(origin_chart, pl.read_parquet(origin_file), model, theta), html, png)
 
 
-def flip_chart(verdicts: pl.DataFrame, model: str, theta: float) -> alt.LayerChart:
-    """Each PAN border of :func:`pan.beyond.flip.flip_verdicts`: its gap to the mirrored border on
-    the batch (x) against the same gap with the images flipped along its axis (y), 95 %
-    intervals. Padding keeps the sign (bottom left, top right), content reverses it."""
+def flip_chart(verdicts: pl.DataFrame, model: str, theta: float) -> alt.HConcatChart:
+    """Each PAN border of :func:`pan.beyond.flip.flip_verdicts`, one panel per rule: its gap to
+    the mirrored border on the batch (x) against the same gap with the images flipped along its
+    axis (y), 95 % intervals. Padding keeps the sign (bottom left, top right), content reverses it."""
     from pan.beyond.flip import VERDICTS
 
-    chart = _interval_scatter(
-        verdicts,
-        ("gap", "strength minus the mirrored border's, on the batch"),
-        ("flipped_gap", "the same, images flipped"),
-        "border_verdict",
-        list(VERDICTS),
-        0.0,
-        (-1.0, 1.0),
-    )
-    return chart.properties(
+    def panel(part: pl.DataFrame) -> alt.LayerChart:
+        return _interval_scatter(
+            part,
+            ("gap", "strength minus the mirrored border's, on the batch"),
+            ("flipped_gap", "the same, images flipped"),
+            "border_verdict",
+            list(VERDICTS),
+            0.0,
+            (-1.0, 1.0),
+        )
+
+    return _per_rule_panels(verdicts, panel, theta).properties(
         title=alt.Title(
             f"{model}: flip control",
             subtitle=f"PANs at θ = {theta}; same sign after the flip: the response stays at its "
             "border (padding); opposite sign: it moves with the content",
         )
     )
+
+
+def _per_rule_panels(rows: pl.DataFrame, panel, theta: float) -> alt.HConcatChart:
+    """``panel(rows of one rule)`` side by side, one per rule of :data:`pan.core.labelling.RULES`
+    (titled with its PAN count; a note where the rule has no PAN), colours shared."""
+    from pan.core.labelling import RULES
+
+    panels = []
+    for rule in RULES:
+        part = rows.filter(pl.col("rule") == rule)
+        pans = part.select("layer_index", "neuron").n_unique()
+        title = f"{rule} rule: {pans} PANs, {part.height} PAN borders"
+        if part.is_empty():
+            note = pl.DataFrame({"text": [f"no PAN under the {rule} rule at θ = {theta}"]})
+            chart = alt.Chart(note).mark_text(size=14).encode(text="text:N").properties(width=340, height=340)
+        else:
+            chart = panel(part)
+        panels.append(chart.properties(title=title))
+    return alt.hconcat(*panels).resolve_scale(color="shared")
 
 
 def write_flip_figure(

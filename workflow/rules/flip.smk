@@ -1,6 +1,7 @@
 # Flip control (pan/beyond/flip.py): the §3 batch flipped left-right and top-bottom; a padding
 # response stays at its border, a content response moves to the mirrored one. Three forward
-# passes per model, only the PANs' channels kept; it reads the labels (a theta change reruns it).
+# passes per model, only the PANs' channels kept (both rules' PANs, each rule judging its own); it reads
+# the labels (a theta change reruns it).
 
 
 rule flip_control:
@@ -17,6 +18,7 @@ rule flip_control:
         device=SETTINGS.device,
         micro_batch=SETTINGS.micro_batch,
         origin=SETTINGS.origin,
+        q=SETTINGS.share.q,
     log:
         "results/logs/flip/{model}.log",
     benchmark:

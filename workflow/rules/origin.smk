@@ -1,7 +1,7 @@
 # Nascent vs downstream PANs as a 2x2 (pan/beyond/origin.py): own x upstream padding, each zero
-# or reflect, from two forward passes of the §3 batch per model, only the PANs' channels kept,
-# with image-bootstrap intervals. It reads the labels, so a theta change reruns it (seconds to
-# minutes per model), never a dump or a KS job.
+# or reflect, from two forward passes of the §3 batch per model, only the PANs' channels kept (the
+# PANs of both rules, each rule labelling its own), with image-bootstrap intervals. It reads the
+# labels, so a theta change reruns it (seconds to minutes per model), never a dump or a KS job.
 
 
 rule origin:
@@ -19,6 +19,7 @@ rule origin:
         device=SETTINGS.device,
         micro_batch=SETTINGS.micro_batch,
         origin=SETTINGS.origin,
+        q=SETTINGS.share.q,
     log:
         "results/logs/origin/{model}.log",
     benchmark:

@@ -12,4 +12,5 @@ with log_to(snakemake.log[0]):
         device=snakemake.params.device,
         replicates=snakemake.params.origin.replicates,
         seed=snakemake.params.origin.seed,
+        q=snakemake.params.q,
     )

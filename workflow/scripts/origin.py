@@ -12,5 +12,6 @@ with log_to(snakemake.log[0]):
         device=snakemake.params.device,
         replicates=snakemake.params.origin.replicates,
         seed=snakemake.params.origin.seed,
+        q=snakemake.params.q,
         strengths_out=snakemake.output.strengths,
     )
