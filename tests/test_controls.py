@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from conftest import tiny_config, write_images
+from PIL import Image
 from tiny_net import EXPECTED_TYPES, TinyNet
 from torch import nn
 
@@ -18,9 +19,25 @@ from pan.capture.images import ImageSpec
 from pan.capture.models import ModelSpec
 from pan.core.labelling import PAN_TYPES
 from pan.core.scoring import score_dump
-from pan.trust.controls import control_model, controls_table, dump_run, label_run_files, reinitialise
+from pan.figures.render import save_chart
+from pan.figures.trust import controls_depth_chart, stability_chart
+from pan.trust.controls import (
+    control_model,
+    controls_table,
+    depth_by_condition,
+    dump_run,
+    label_run_files,
+    reinitialise,
+)
 from pan.trust.runs import draw_seed, parse_run
-from pan.trust.stability import jaccard, stability, stability_summary, t_interval
+from pan.trust.stability import (
+    frequency_counts,
+    jaccard,
+    stability,
+    stability_by_rule,
+    stability_summary,
+    t_interval,
+)
 from pan.workflow.config import load_settings
 from pan.workflow.run import run_workflow, scheduled_jobs
 from pan.workflow.sections import ConfigError
@@ -40,6 +57,57 @@ def labels(rows: list[tuple[str, int, bool, str]]) -> pl.DataFrame:
             "pan_type": [r[3] for r in rows],
         }
     )
+
+
+def with_share(frame: pl.DataFrame, pans: set[tuple[str, int]]) -> pl.DataFrame:
+    """``frame`` with the share rule's columns: PANs ``pans`` (layer, neuron), all of type T."""
+    is_pan = [(r["layer"], r["neuron"]) in pans for r in frame.iter_rows(named=True)]
+    return frame.with_columns(
+        is_pan_share=pl.Series(is_pan), pan_type_share=pl.Series(["T" if p else "" for p in is_pan])
+    )
+
+
+def test_depth_and_stability_figures_show_both_rules_from_the_same_labels(tmp_path):
+    from test_figures import assert_renders
+
+    trained = labels([("a", 0, True, "T"), ("a", 1, True, "B"), ("b", 0, True, "L")])
+    reflect = labels([("a", 0, False, ""), ("a", 1, False, ""), ("b", 0, False, "")])
+    frames = {"trained": with_share(trained, {("a", 0)}), "reflect": with_share(reflect, set())}
+    rows = depth_by_condition(frames)
+    assert rows.select("rule", "condition", "layer_index", "pans").rows() == [
+        ("paper", "reflect", 0, 0),
+        ("paper", "trained", 0, 2),
+        ("paper", "reflect", 1, 0),
+        ("paper", "trained", 1, 1),
+        ("share", "reflect", 0, 0),
+        ("share", "trained", 0, 1),
+        ("share", "reflect", 1, 0),
+        ("share", "trained", 1, 0),
+    ]
+    assert set(depth_by_condition({"trained": trained})["rule"]) == {"paper"}  # no share columns
+    chart = controls_depth_chart(rows, "m")
+    assert chart.to_dict()["facet"]["row"]["field"] == "rule"
+    assert_renders(chart, tmp_path, "controls_depth")
+
+    draws = [with_share(trained, {("a", 0)}), with_share(trained, {("a", 0), ("b", 0)})]
+    table = stability_by_rule(draws, frames["trained"])
+    assert table.columns[0] == "rule"
+    assert table.filter(rule="paper").drop("rule").equals(stability([trained, trained], trained))
+    share = {
+        (r["layer"], r["neuron"]): r["pan_frequency"]
+        for r in table.filter(rule="share").iter_rows(named=True)
+    }
+    assert share == {("a", 0): 1.0, ("a", 1): 0.0, ("b", 0): 0.5}
+    assert frequency_counts(table).rows() == [
+        ("paper", 1.0, True, 3),
+        ("share", 0.5, False, 1),
+        ("share", 1.0, True, 1),
+    ]
+    chart = stability_chart(table, "m", 2)
+    assert chart.to_dict()["facet"]["column"]["field"] == "rule"
+    save_chart(chart, tmp_path / "stability.html", tmp_path / "stability.png")
+    with Image.open(tmp_path / "stability.png") as image:
+        assert image.width > 600 and image.height > 200  # two panels side by side
 
 
 def test_runs_and_draw_seeds():
@@ -201,7 +269,10 @@ def test_planted_pans_survive_training_and_vanish_under_reflect(trust_run):
 
 @pytest.mark.workflow
 def test_planted_pans_are_pans_in_every_draw_and_blind_neurons_in_none(trust_run):
-    table = pl.read_parquet(trust_run / "results/stability/tiny.parquet")
+    both = pl.read_parquet(trust_run / "results/stability/tiny.parquet")
+    assert both["rule"].unique(maintain_order=True).to_list() == ["paper", "share"]
+    table = both.filter(rule="paper")
+    assert table.drop("rule").equals(both.filter(rule="share").drop("rule"))  # the planted net: same labels
     frequency = {(r["layer"], r["neuron"]): r["pan_frequency"] for r in table.iter_rows(named=True)}
     assert {k for k, f in frequency.items() if f == 1.0} == PLANTED
     assert {k for k, f in frequency.items() if f == 0.0} == BLIND

@@ -11,6 +11,7 @@ from pathlib import Path
 import altair as alt
 import polars as pl
 
+from pan.core.labelling import RULES
 from pan.figures.render import save_chart
 from pan.trust.controls import CONDITIONS, depth_by_condition
 from pan.trust.stability import frequency_counts
@@ -26,10 +27,11 @@ __all__ = [
 CONDITION_COLOURS = {"trained": "#d62728", "reflect": "#1f77b4", "random_init": "#7f7f7f"}
 
 
-def controls_depth_chart(rows: pl.DataFrame, model: str) -> alt.Chart:
-    """PAN share of each layer, in depth order, one bar per condition (rows of
-    :func:`pan.trust.controls.depth_by_condition`)."""
+def controls_depth_chart(rows: pl.DataFrame, model: str) -> alt.FacetChart:
+    """PAN share of each layer, in depth order, one bar per condition, one row of panels per rule
+    (rows of :func:`pan.trust.controls.depth_by_condition`)."""
     conditions = [c for c in CONDITIONS if c in set(rows["condition"])]
+    rules = [r for r in RULES if r in set(rows["rule"])]
     return (
         alt.Chart(rows)
         .mark_bar()
@@ -43,6 +45,7 @@ def controls_depth_chart(rows: pl.DataFrame, model: str) -> alt.Chart:
                 scale=alt.Scale(domain=conditions, range=[CONDITION_COLOURS[c] for c in conditions]),
             ),
             tooltip=[
+                "rule:N",
                 "condition:N",
                 "layer_index:O",
                 "layer:N",
@@ -51,20 +54,25 @@ def controls_depth_chart(rows: pl.DataFrame, model: str) -> alt.Chart:
                 alt.Tooltip("share:Q", format=".2f", title="% PANs"),
             ],
         )
+        .properties(width=max(360, 40 * rows["layer_index"].n_unique()), height=220)
+        .facet(row=alt.Row("rule:N", sort=rules, title="PAN rule"))
         .properties(
-            width=max(360, 40 * rows["layer_index"].n_unique()),
-            height=260,
             title=alt.Title(
                 f"PAN share by depth under the controls · {model}",
                 subtitle="trained: as configured; reflect: reflect padding in every analysed conv; "
-                "random_init: same architecture, seeded default initialisation",
+                "random_init: same architecture, seeded default initialisation; "
+                "paper: the paper's rule; share: a fixed share of the centre",
             ),
         )
     )
 
 
-def stability_chart(table: pl.DataFrame, model: str, draws: int) -> alt.Chart:
-    """How many neurons are PANs in 1, 2, ... of the draws (those PANs in none are left out)."""
+def stability_chart(table: pl.DataFrame, model: str, draws: int) -> alt.FacetChart:
+    """How many neurons are PANs in 1, 2, ... of the draws (those PANs in none are left out), one
+    panel per rule (a ``table`` without a ``rule`` column: the paper rule's)."""
+    if "rule" not in table.columns:
+        table = table.select(pl.lit("paper").alias("rule"), pl.all())
+    rules = [r for r in RULES if r in set(table["rule"])]
     rows = frequency_counts(table).with_columns(
         draws_as_pan=(pl.col("pan_frequency") * draws).round().cast(pl.Int64),
         main=pl.when("pan_in_main_batch").then(pl.lit("yes")).otherwise(pl.lit("no")),
@@ -86,11 +94,11 @@ def stability_chart(table: pl.DataFrame, model: str, draws: int) -> alt.Chart:
                 sort=["yes", "no"],
                 scale=alt.Scale(range=["#d62728", "#bbbbbb"]),
             ),
-            tooltip=["draws_as_pan:O", "pan_frequency:Q", "main:N", "neurons:Q"],
+            tooltip=["rule:N", "draws_as_pan:O", "pan_frequency:Q", "main:N", "neurons:Q"],
         )
+        .properties(width=320, height=240)
+        .facet(column=alt.Column("rule:N", sort=rules, title="PAN rule"))
         .properties(
-            width=320,
-            height=240,
             title=alt.Title(
                 f"PAN frequency over image draws · {model}",
                 subtitle="neurons that are PANs in at least one draw of the §3 batch",
@@ -102,7 +110,8 @@ def stability_chart(table: pl.DataFrame, model: str, draws: int) -> alt.Chart:
 def write_controls_depth(
     label_files: Mapping[str, str | Path], model: str, html: str | Path, png: str | Path
 ) -> None:
-    """Render the PAN share by depth per condition from each condition's labels (condition -> file)."""
+    """Render the PAN share by depth per condition and rule from each condition's labels
+    (condition -> file)."""
     rows = depth_by_condition({c: pl.read_parquet(f) for c, f in label_files.items()})
     save_chart(controls_depth_chart(rows, model), html, png)
 
@@ -110,5 +119,5 @@ def write_controls_depth(
 def write_stability_histogram(
     stability: str | Path, model: str, draws: int, html: str | Path, png: str | Path
 ) -> None:
-    """Render the PAN-frequency histogram of ``results/stability/{model}.parquet``."""
+    """Render the PAN-frequency histogram (per rule) of ``results/stability/{model}.parquet``."""
     save_chart(stability_chart(pl.read_parquet(stability), model, draws), html, png)

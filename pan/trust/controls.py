@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import polars as pl
 
 from pan.capture.images import ImageSpec, image_records
-from pan.core.labelling import label_pans
+from pan.core.labelling import RULES, label_pans, rule_view
 from pan.core.scoring import ks_table_files
 from pan.core.tables import table2
 from pan.trust.runs import CONDITIONS
@@ -235,15 +235,21 @@ def write_controls_table(
 
 
 def depth_by_condition(labels: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
-    """Per condition and layer: ``condition, layer_index, layer, neurons, pans, share`` (% PANs)."""
+    """Per rule, condition and layer: ``rule, condition, layer_index, layer, neurons, pans, share``
+    (% PANs); both rules of :data:`pan.core.labelling.RULES` when every table carries the share
+    rule's columns, else ``paper`` only."""
+    tables = {condition: frame for condition, frame in labels.items() if not frame.is_empty()}
+    rules = RULES if all("is_pan_share" in f.columns for f in tables.values()) else RULES[:1]
     frames = [
-        frame.group_by("layer_index", "layer")
+        rule_view(frame, rule)
+        .group_by("layer_index", "layer")
         .agg(neurons=pl.len(), pans=pl.col("is_pan").sum().cast(pl.Int64))
-        .select(pl.lit(condition).alias("condition"), pl.all())
-        for condition, frame in labels.items()
-        if not frame.is_empty()
+        .select(pl.lit(rule).alias("rule"), pl.lit(condition).alias("condition"), pl.all())
+        for rule in rules
+        for condition, frame in tables.items()
     ]
     schema = {
+        "rule": pl.String,
         "condition": pl.String,
         "layer_index": pl.Int32,
         "layer": pl.String,
@@ -251,7 +257,10 @@ def depth_by_condition(labels: Mapping[str, pl.DataFrame]) -> pl.DataFrame:
         "pans": pl.Int64,
     }
     rows = pl.concat([f.cast(schema) for f in frames]) if frames else pl.DataFrame(schema=schema)
-    return rows.with_columns(share=100 * pl.col("pans") / pl.col("neurons")).sort("layer_index", "condition")
+    order = pl.col("rule").replace_strict({r: i for i, r in enumerate(RULES)}, return_dtype=pl.Int32)
+    return rows.with_columns(share=100 * pl.col("pans") / pl.col("neurons")).sort(
+        order, "layer_index", "condition"
+    )
 
 
 # -- stability ---------------------------------------------------------------------------------

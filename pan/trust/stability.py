@@ -19,6 +19,7 @@ __all__ = [
     "frequency_counts",
     "jaccard",
     "stability",
+    "stability_by_rule",
     "stability_summary",
     "t_interval",
     "write_stability",
@@ -64,6 +65,22 @@ def stability(draws: Sequence[pl.DataFrame], main: pl.DataFrame) -> pl.DataFrame
     )
 
 
+def stability_by_rule(draws: Sequence[pl.DataFrame], main: pl.DataFrame) -> pl.DataFrame:
+    """:func:`stability` under each rule (a ``rule`` column first, ``paper`` rows first): both
+    rules of :data:`pan.core.labelling.RULES` when every table carries the share rule's
+    columns, else ``paper`` only."""
+    tables = [*draws, main]
+    rules = RULES if all("is_pan_share" in t.columns for t in tables) else RULES[:1]
+    return pl.concat(
+        [
+            stability([rule_view(d, rule) for d in draws], rule_view(main, rule)).select(
+                pl.lit(rule).alias("rule"), pl.all()
+            )
+            for rule in rules
+        ]
+    )
+
+
 def jaccard(a: set, b: set) -> float:
     """|a ∩ b| / |a ∪ b|; 1 for two empty sets (they agree)."""
     union = a | b
@@ -104,18 +121,17 @@ def stability_summary(model: str, draws: Sequence[pl.DataFrame]) -> dict[str, An
 
 def frequency_counts(table: pl.DataFrame) -> pl.DataFrame:
     """Neurons that are PANs in at least one draw, counted per ``pan_frequency`` and by whether
-    they are PANs in the main batch: ``pan_frequency, pan_in_main_batch, neurons``."""
-    return (
-        table.filter(pl.col("pan_frequency") > 0)
-        .group_by("pan_frequency", "pan_in_main_batch")
-        .agg(neurons=pl.len())
-        .sort("pan_frequency", "pan_in_main_batch")
-    )
+    they are PANs in the main batch: ``pan_frequency, pan_in_main_batch, neurons``, per ``rule``
+    first when ``table`` has one (:func:`stability_by_rule`)."""
+    keys = ["rule"] if "rule" in table.columns else []
+    keys += ["pan_frequency", "pan_in_main_batch"]
+    return table.filter(pl.col("pan_frequency") > 0).group_by(keys).agg(neurons=pl.len()).sort(keys)
 
 
 def write_stability(draw_files: Sequence[str | Path], main: str | Path, out: str | Path) -> pl.DataFrame:
-    """Write ``results/stability/{model}.parquet`` from the draws' labels and the main labels."""
-    table = stability([pl.read_parquet(f) for f in draw_files], pl.read_parquet(main))
+    """Write ``results/stability/{model}.parquet`` (:func:`stability_by_rule`) from the draws'
+    labels and the main labels."""
+    table = stability_by_rule([pl.read_parquet(f) for f in draw_files], pl.read_parquet(main))
     table.write_parquet(out)
     return table
 
