@@ -4,6 +4,7 @@ tests/beyond_net.py, with bootstrap intervals."""
 from __future__ import annotations
 
 import beyond_net
+import numpy as np
 import origin_net
 import polars as pl
 import pytest
@@ -17,7 +18,7 @@ from pan.beyond.origin import (
     origin_counts,
     origin_strengths,
 )
-from pan.beyond.probe import STRENGTH_COLUMNS, pan_channels, plausible
+from pan.beyond.probe import STRENGTH_COLUMNS, border_strengths, pan_channels, plausible, strength_table
 from pan.capture.inference import layer_outputs
 from pan.capture.layers import analysed_layers
 from pan.core.labelling import RULES, label_pans
@@ -238,3 +239,22 @@ def test_the_origin_figure_has_a_panel_per_rule(planted, tmp_path):
     assert_renders(chart, tmp_path, "origin_2x2")
     one_rule = origin_chart(origin.filter(rule="paper"), "planted", 0.5).to_dict()["hconcat"]
     assert one_rule[1]["title"] == "share rule: 0 PANs, 0 PAN borders" and "mark" in one_rule[1]
+
+
+def test_interval_replicates_equal_scoring_the_resampled_images():
+    """strength_table weights each image by its count in a draw (as the KS job's bootstrap);
+    its intervals equal those of scoring physically resampled maps, draw by draw."""
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(16, 3, 9, 9)).astype(np.float32)
+    maps[:, 0, 0, :] += 1.5  # a top-border response
+    maps[:, 2] = np.round(maps[:, 2])  # ties
+    shifted = maps + np.float32(0.25) * (np.arange(9) == 8)  # a second condition
+    table = strength_table("l", 0, [0, 1, 2], {"a": maps, "b": shifted}, 30, 7, "a", q=0.05)
+    draws = np.random.default_rng(7).integers(0, 16, size=(30, 16))
+    for condition, values in (("a", maps), ("b", shifted)):
+        boot = np.stack([border_strengths(values[d], 0.05) for d in draws], axis=1)
+        for r, rule in enumerate(RULES):
+            rows = table.filter(rule=rule, condition=condition)
+            lo, hi = np.quantile(boot[r], (0.025, 0.975), axis=0)
+            np.testing.assert_allclose(rows["lo"].to_numpy(), lo.ravel(), atol=1e-12)
+            np.testing.assert_allclose(rows["hi"].to_numpy(), hi.ravel(), atol=1e-12)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, TextIO
 import numpy as np
 import polars as pl
 
+from pan.core.bootstrap import bootstrap_strengths, resample_weights
 from pan.core.borders import BORDERS
 from pan.core.ks import DEFAULT_SHARE
 from pan.core.labelling import RULES
@@ -138,8 +139,9 @@ def strength_table(
     (``condition -> (images, len(neurons), H, W)``, the same images in the same order), rows of
     the ``paper`` rule first, then the ``share`` rule's (at share ``q``).
 
-    Each of ``replicates`` draws resamples the images with replacement, the same draws for
-    every condition and rule (and, with the same ``seed`` and image count, for every layer).
+    Each of ``replicates`` draws resamples the images with replacement
+    (:func:`pan.core.bootstrap.resample_weights`), the same draws for every condition and rule
+    (and, with the same ``seed`` and image count, for every layer, and as the KS job's).
     """
     if reference not in conditions:
         raise ValueError(f"reference condition {reference!r} not among {list(conditions)}")
@@ -148,11 +150,9 @@ def strength_table(
     images = {maps.shape[0] for maps in conditions.values()}
     if len(images) != 1:
         raise ValueError(f"conditions hold different numbers of images: {sorted(images)}")
-    n = images.pop()
-    rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, n, n) for _ in range(replicates)]
+    weights = resample_weights(images.pop(), replicates, seed)
     point = {c: border_strengths(m, q) for c, m in conditions.items()}
-    boot = {c: np.stack([border_strengths(m[d], q) for d in draws], axis=1) for c, m in conditions.items()}
+    boot = {c: _replicate_strengths(m, q, weights) for c, m in conditions.items()}
     frames = [
         _rule_frame(
             rule,
@@ -166,6 +166,17 @@ def strength_table(
         for r, rule in enumerate(RULES)
     ]
     return pl.concat(frames).with_columns(pl.col("layer_index").cast(pl.Int32)).select(STRENGTH_COLUMNS)
+
+
+def _replicate_strengths(maps: np.ndarray, q: float, weights: np.ndarray) -> np.ndarray:
+    """``(rules, replicates, neurons, 4)``: :func:`border_strengths` of ``maps`` resampled by
+    each row of image counts ``weights``, computed as the KS job's bootstrap does
+    (:func:`pan.core.bootstrap.bootstrap_strengths`: each image's values weighted by its count,
+    no resampled copy sorted again; equal to scoring the resampled maps, to float rounding)."""
+    images, neurons, h, w = maps.shape
+    if h < 3 or w < 3:  # no centre: every statistic NaN, counted as 0 (as border_strengths)
+        return np.zeros((len(RULES), len(weights), neurons, len(BORDERS)))
+    return bootstrap_strengths(np.ascontiguousarray(maps), q, weights).transpose(1, 0, 3, 2)
 
 
 def _rule_frame(
