@@ -39,16 +39,29 @@ reflect_channel_count  the number of output channels that pad with reflect
 check_max_abs_diff the largest difference between the exported program and pan's variant on
                    the example (0.0 when they agree exactly)
 pan_version, torch_version, created (UTC, ISO 8601)
+artefact           the artefact's file name: the ``.pt2``, or the state dict (below)
+export_error       null, or why ``torch.export`` could not export the variant (below)
 ================== ==========================================================================
 
 Only the batch dimension is dynamic: reflect padding and TF "SAME" padding are computed from
 the spatial size when the graph is traced, so every artefact takes one height and width.
 The artefact runs on the device of the model and example it was exported from (export on
 the CPU for a portable file).
+
+**Where torch.export cannot export a variant** (onnx2torch's ``Reshape`` and ``Resize``
+read the values of shape tensors, which ``torch.export`` cannot trace), the export says so
+and keeps the state dict instead: the variant's ``state_dict()`` goes to
+:func:`state_dict_path` (``m_reflect.state_dict.pt``), no ``.pt2`` is written (a stale one
+is removed), and the provenance JSON beside it says why (``export_error``: torch's error);
+``dynamic_batch``, ``batch_size`` and ``static_batch_reason`` are then null (the state dict
+takes any batch), and ``check_max_abs_diff`` compares a variant rebuilt from the saved file
+with pan's. Such a variant needs pan and the model's source to run again:
+:func:`load_variant_state` rebuilds it from the model and the provenance.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -74,8 +87,10 @@ __all__ = [
     "export_labelled_variant",
     "export_model_variant",
     "export_variant",
+    "load_variant_state",
     "read_provenance",
     "sidecar_path",
+    "state_dict_path",
 ]
 
 PROVENANCE_FILE = "pan_provenance.json"
@@ -87,6 +102,12 @@ FORMAT = "pan-variant/1"
 def sidecar_path(path: str | Path) -> Path:
     """The provenance JSON beside an artefact: ``results/models/m_reflect.pt2`` -> ``.../m_reflect.json``."""
     return Path(path).with_suffix(".json")
+
+
+def state_dict_path(path: str | Path) -> Path:
+    """Where the state dict goes when ``torch.export`` fails:
+    ``m_reflect.pt2`` -> ``m_reflect.state_dict.pt``."""
+    return Path(path).with_suffix(".state_dict.pt")
 
 
 def _selected_channels(
@@ -105,10 +126,29 @@ def _selected_channels(
     return selected
 
 
+class _Exported(nn.Module):
+    """Holds a variant whose own children would shadow what ``torch.export`` unlifts the program
+    into, a ``GraphModule``: pan's ONNX models keep their converted graph as ``graph``."""
+
+    def __init__(self, variant: nn.Module) -> None:
+        super().__init__()
+        self.variant = variant
+
+    def forward(self, x: Tensor) -> Any:
+        return self.variant(x)
+
+
+def _exportable(variant: nn.Module) -> nn.Module:
+    if any(hasattr(torch.fx.GraphModule, name) for name, _ in variant.named_children()):
+        return _Exported(variant)
+    return variant
+
+
 def _export(
     variant: nn.Module, example: Tensor, dynamic_batch: bool
 ) -> tuple[torch.export.ExportedProgram, bool, str | None]:
     """The program, whether its batch is dynamic, and if not, why."""
+    variant = _exportable(variant)
     if dynamic_batch:
         # torch.export specialises a dimension of size 1 (the "0/1 specialisation"): trace a
         # batch of at least 2, the example repeated, so that the batch stays symbolic.
@@ -132,6 +172,7 @@ def export_variant(
     metadata: Mapping[str, Any] | None = None,
     *,
     dynamic_batch: bool = True,
+    state_dict_fallback: bool = True,
 ) -> dict[str, Any]:
     """Export ``model`` with reflect padding on ``channels`` to a standalone ``.pt2`` file.
 
@@ -149,6 +190,9 @@ def export_variant(
             batch of 1 is traced as 2); falls back to the example's batch size when
             ``torch.export`` refuses, recorded as ``dynamic_batch: false``, ``batch_size`` and
             ``static_batch_reason`` in the provenance, not only in the log.
+        state_dict_fallback: where ``torch.export`` cannot export the variant at all, keep
+            its state dict at :func:`state_dict_path` and say why in the provenance
+            (``export_error``) instead of raising (see the module docstring).
 
     Returns:
         The provenance dict, as stored.
@@ -159,10 +203,24 @@ def export_variant(
     path = Path(path)
     variant = with_reflect_padding(model, channels).eval()
     selected = _selected_channels(model, channels)
-    program, dynamic, static_reason = _export(variant, example, dynamic_batch)
     with torch.no_grad():
         expected = variant(example)
-        exported = program.module()(example)
+    try:
+        program, dynamic, static_reason = _export(variant, example, dynamic_batch)
+        with torch.no_grad():
+            exported = program.module()(example)  # the program must also run, not only trace
+        export_error = None
+    except Exception as error:  # torch.export raises many types (guards, unsupported ops, ...)
+        if not state_dict_fallback:
+            raise
+        export_error = f"torch.export could not export the variant: {type(error).__name__}: {error}"[:1000]
+        logging.warning("%s; keeping its state dict in %s, no .pt2", export_error, state_dict_path(path))
+        program, dynamic, static_reason = None, None, None
+    if program is None:
+        with torch.no_grad():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(state_dict_path(path), lambda tmp: torch.save(variant.state_dict(), tmp))
+            exported = _rebuilt(model, selected, state_dict_path(path))(example)
     max_abs_diff = float((exported - expected).abs().max()) if expected.numel() else 0.0
     metadata = dict(metadata or {})
     selected_count = (
@@ -184,7 +242,7 @@ def export_variant(
         "input_size": list(example.shape[-2:]),
         "input_shape": list(example.shape),
         "dynamic_batch": dynamic,
-        "batch_size": None if dynamic else int(example.shape[0]),
+        "batch_size": None if dynamic or program is None else int(example.shape[0]),
         "static_batch_reason": static_reason,
         "reflect_channels": selected,
         "reflect_channel_count": selected_count,
@@ -192,10 +250,16 @@ def export_variant(
         "pan_version": pan.__version__,
         "torch_version": torch.__version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "artefact": (path if program is not None else state_dict_path(path)).name,
+        "export_error": export_error,
     }
     text = json.dumps(provenance, indent=2, sort_keys=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, lambda tmp: torch.export.save(program, tmp, extra_files={PROVENANCE_FILE: text}))
+    if program is not None:
+        extra_files = {PROVENANCE_FILE: text}
+        _write_atomically(path, lambda tmp: torch.export.save(program, tmp, extra_files=extra_files))
+    stale = state_dict_path(path) if program is not None else path  # from an earlier export
+    stale.unlink(missing_ok=True)
     _write_atomically(sidecar_path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
     return provenance
 
@@ -216,6 +280,33 @@ def _write_atomically(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def load_variant_state(model: nn.Module, provenance: str | Path | Mapping[str, Any]) -> nn.Module:
+    """The variant a state dict artefact holds, rebuilt around a copy of ``model`` (the source
+    model, built as the provenance's ``model_spec`` says, e.g. with
+    :func:`pan.capture.models.load_model`) that takes the saved weights; ``model`` is unchanged.
+
+    ``provenance`` is the JSON beside the artefact (its path; the state dict is read from
+    beside it) or its contents with ``artefact`` made a full path. Returns the variant in
+    eval mode.
+    """
+    if not isinstance(provenance, Mapping):
+        folder = Path(provenance).parent
+        provenance = json.loads(Path(provenance).read_text())
+        artefact = folder / provenance["artefact"]
+    else:
+        artefact = Path(provenance["artefact"])
+    if provenance.get("export_error") is None:
+        raise ValueError(f"{artefact} is a torch.export program: load it with torch.export.load")
+    return _rebuilt(model, provenance["reflect_channels"], artefact)
+
+
+def _rebuilt(model: nn.Module, channels: str | Mapping[str, list[int]], state_dict: Path) -> nn.Module:
+    variant = with_reflect_padding(copy.deepcopy(model), None if channels == "all" else channels).eval()
+    device = next(iter(variant.state_dict().values()), torch.empty(0)).device
+    variant.load_state_dict(torch.load(state_dict, map_location=device))
+    return variant
 
 
 def read_provenance(path: str | Path) -> dict[str, Any]:
