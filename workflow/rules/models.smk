@@ -23,6 +23,9 @@ rule padding_audit:
         "../scripts/padding_audit.py"
 
 
+# The provenance JSON is the declared output: beside it goes the .pt2, or, where torch.export
+# cannot export the variant (onnx2torch graphs), its state dict (.state_dict.pt); which one is
+# only known once torch.export has tried, and the JSON names it (artefact, export_error).
 rule export_variant:
     input:
         labels="results/pans/{model}.parquet",
@@ -31,10 +34,10 @@ rule export_variant:
         ),
         weights=model_weights,
     output:
-        model="results/models/{model}_{variant}.pt2",
         provenance="results/models/{model}_{variant}.json",
     params:
         model=lambda wildcards: SETTINGS.models[wildcards.model],
+        artefact=lambda wildcards: f"results/models/{wildcards.model}_{wildcards.variant}.pt2",
         rand_seed=SETTINGS.rand_seed,
     log:
         "results/logs/export/{model}_{variant}.log",
@@ -51,4 +54,4 @@ rule export_variant:
 rule take_away:
     input:
         expand("results/tables/padding_audit_{model}.csv", model=MODELS),
-        expand("results/models/{model}_{variant}.pt2", model=MODELS, variant=EXPORTED_VARIANTS),
+        expand("results/models/{model}_{variant}.json", model=MODELS, variant=EXPORTED_VARIANTS),

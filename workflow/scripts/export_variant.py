@@ -6,6 +6,6 @@ with log_to(snakemake.log[0]):
         snakemake.params.model,
         snakemake.input.labels,
         snakemake.wildcards.variant,
-        snakemake.output.model,
+        snakemake.params.artefact,
         seed=snakemake.params.rand_seed,
     )
