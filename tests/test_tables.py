@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pan.bias.odds import ODDS_SCHEMA
+from pan.bias.odds import ODDS_SCHEMA, read_odds
 from pan.bias.table3 import table3, write_table3
 from pan.core.labelling import PAN_TYPES, label_pans
 from pan.core.scoring import score_maps
@@ -157,3 +157,12 @@ def test_write_table3_reads_odds_files_by_model(tmp_path):
     odds_frame([1.25, 1.0]).write_csv(tmp_path / "o.csv")
     table = write_table3({"mine": tmp_path / "o.csv"}, tmp_path / "t3.csv", threshold=0.07)
     assert table["model"].unique().to_list() == ["mine"] and table.height == 3
+
+
+def test_table3_leaves_out_a_dense_model_whose_odds_table_is_empty(tmp_path):
+    odds_frame([1.25, 1.0]).write_csv(tmp_path / "o.csv")
+    odds_frame([1.25, 1.0]).clear().write_csv(tmp_path / "dense.csv")  # what write_odds writes for a map
+    table = write_table3({"dense": tmp_path / "dense.csv", "mine": tmp_path / "o.csv"}, tmp_path / "t3.csv")
+    assert table["model"].unique().to_list() == ["mine"] and table.height == 3
+    with pytest.raises(ValueError, match="no classes"):  # anything else that reads odds still refuses it
+        read_odds(tmp_path / "dense.csv")

@@ -109,12 +109,13 @@ def write_odds(eval_files: Sequence[str | Path], out: str | Path) -> pl.DataFram
     return table
 
 
-def read_odds(path: str | Path) -> pl.DataFrame:
-    """An odds table written by :func:`write_odds`, checked for its columns and classes."""
+def read_odds(path: str | Path, allow_empty: bool = False) -> pl.DataFrame:
+    """An odds table written by :func:`write_odds`, checked for its columns and classes (an
+    empty table, a dense-output model's, only with ``allow_empty``)."""
     odds = pl.read_csv(path, schema_overrides=ODDS_SCHEMA)
     missing = [c for c in ODDS_SCHEMA if c not in odds.columns]
     if missing:
         raise ValueError(f"{path} lacks columns {missing}; expected {list(ODDS_SCHEMA)}")
-    if odds.height == 0:
+    if odds.height == 0 and not allow_empty:
         raise ValueError(f"{path} has no classes")
     return odds.select(list(ODDS_SCHEMA))

@@ -57,7 +57,8 @@ def table3(odds: Mapping[str, pl.DataFrame], threshold: float = DEFAULT_ODDS_THR
 def write_table3(
     odds_files: Mapping[str, str | Path], out: str | Path, threshold: float = DEFAULT_ODDS_THRESHOLD
 ) -> pl.DataFrame:
-    """Write Table 3 from each model's odds table (model -> ``odds_{model}.csv``)."""
-    table = table3({model: read_odds(f) for model, f in odds_files.items()}, threshold)
+    """Write Table 3 from each model's odds table (model -> ``odds_{model}.csv``); a model with a
+    dense output has an empty odds table and so no rows (:mod:`pan.bias.outputs` measures it)."""
+    table = table3({model: read_odds(f, allow_empty=True) for model, f in odds_files.items()}, threshold)
     table.write_csv(out)
     return table
