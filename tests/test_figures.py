@@ -21,7 +21,12 @@ from pan.core.labelling import label_pans
 from pan.figures.cards import card_chart
 from pan.figures.distributions import activation_pdf_chart, truncated_centre_chart
 from pan.figures.ks_plots import depth_chart, ks_distribution_chart, theta_sweep_chart
-from pan.figures.odds import log_odds_histogram_chart, ordered_log_odds_chart
+from pan.figures.odds import (
+    log_odds_histogram_chart,
+    ordered_log_odds_chart,
+    write_log_odds_histogram,
+    write_ordered_log_odds,
+)
 from pan.figures.render import PNG_MAX_WIDTH, save_chart
 from pan.workflow.run import run_workflow, scheduled_jobs
 
@@ -109,6 +114,14 @@ def test_odds_charts_render_from_the_odds_schema(tmp_path):
     image = assert_renders(ordered_log_odds_chart(odds, "toy"), tmp_path, "fig9")
     assert image.width > 900  # 620 chart units at scale 1.5
     assert_renders(log_odds_histogram_chart(odds, "toy"), tmp_path, "fig10")
+
+
+def test_a_dense_model_gets_a_note_instead_of_odds_figures(tmp_path):
+    made_up_odds().clear().write_csv(tmp_path / "odds.csv")  # what write_odds writes for a map output
+    for write, name in ((write_ordered_log_odds, "fig9"), (write_log_odds_histogram, "fig10")):
+        write(tmp_path / "odds.csv", "dense", tmp_path / f"{name}.html", tmp_path / f"{name}.png")
+        assert "a dense output has no classes" in (tmp_path / f"{name}.html").read_text()
+        assert Image.open(tmp_path / f"{name}.png").width > 0
 
 
 def test_odds_without_the_expected_columns_fail_clearly(tmp_path):

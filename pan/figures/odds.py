@@ -146,9 +146,18 @@ def log_odds_histogram_chart(odds: pl.DataFrame, model: str) -> alt.VConcatChart
 
 def write_ordered_log_odds(odds: str | Path, model: str, html: str | Path, png: str | Path) -> None:
     """Render Fig. 9 of one model from its odds table."""
-    save_chart(ordered_log_odds_chart(read_odds(odds), model), html, png)
+    save_chart(_or_dense_note(ordered_log_odds_chart, read_odds(odds, allow_empty=True), model), html, png)
 
 
 def write_log_odds_histogram(odds: str | Path, model: str, html: str | Path, png: str | Path) -> None:
     """Render Fig. 10 of one model from its odds table."""
-    save_chart(log_odds_histogram_chart(read_odds(odds), model), html, png)
+    save_chart(_or_dense_note(log_odds_histogram_chart, read_odds(odds, allow_empty=True), model), html, png)
+
+
+def _or_dense_note(chart, odds: pl.DataFrame, model: str) -> alt.TopLevelMixin:
+    """``chart(odds, model)``, or a note for a model with a dense output (an empty odds table:
+    no classes; :mod:`pan.bias.outputs` measures what changes)."""
+    if odds.height:
+        return chart(odds, model)
+    note = pl.DataFrame({"text": [f"{model}: a dense output has no classes, so no odds (see output_change)"]})
+    return alt.Chart(note).mark_text(size=14).encode(text="text:N").properties(width=420, height=60)
