@@ -27,12 +27,12 @@ import numpy as np
 from pan.core.borders import BORDERS, border_samples, centre_samples
 from pan.core.interior import INTERIOR_SCHEMA, interior_ks, interior_table
 from pan.core.ks import _MAGNITUDE, SortedSamples, _as_float32, _counts, share_size
+from pan.core.scoring import INTERVAL_COLUMNS
 
 __all__ = [
     "DEFAULT_REPLICATES",
     "DEFAULT_BOOTSTRAP_SEED",
     "LEVEL",
-    "INTERVAL_COLUMNS",
     "resample_weights",
     "sorted_with_images",
     "replicate_strengths",
@@ -46,19 +46,6 @@ DEFAULT_BOOTSTRAP_SEED = 0
 """Seed of the replicates' image draws."""
 LEVEL = 0.95
 """Coverage of the percentile intervals."""
-
-INTERVAL_COLUMNS: tuple[str, ...] = (
-    "strength_lo",
-    "strength_hi",
-    "strength_q_lo",
-    "strength_q_hi",
-    "neuron_strength_lo",
-    "neuron_strength_hi",
-    "neuron_strength_q_lo",
-    "neuron_strength_q_hi",
-)
-"""Columns the pass adds to a KS table: per border, then per neuron (repeated on its four rows),
-the paper rule's interval then the share rule's (``_q``)."""
 
 
 def resample_weights(images: int, replicates: int, seed: int) -> np.ndarray:

@@ -34,6 +34,7 @@ from pan.core.ks import DEFAULT_SHARE, BorderKS, SortedSamples, borders_ks
 __all__ = [
     "CHUNK_VALUES",
     "DEVICES",
+    "INTERVAL_COLUMNS",
     "KS_SCHEMA",
     "MAX_THREADS",
     "check_finite",
@@ -48,7 +49,7 @@ __all__ = [
     "score_maps",
 ]
 
-_INTERVALS = (
+INTERVAL_COLUMNS: tuple[str, ...] = (
     "strength_lo",
     "strength_hi",
     "strength_q_lo",
@@ -57,7 +58,9 @@ _INTERVALS = (
     "neuron_strength_hi",
     "neuron_strength_q_lo",
     "neuron_strength_q_hi",
-)  # pan.core.bootstrap.INTERVAL_COLUMNS (pan.core.bootstrap imports this module's helpers lazily)
+)
+"""Interval columns of a KS table (:mod:`pan.core.bootstrap` fills them): per border, then per
+neuron (repeated on its four rows), the paper rule's interval then the share rule's (``_q``)."""
 
 KS_SCHEMA = pa.schema(
     [
@@ -73,7 +76,7 @@ KS_SCHEMA = pa.schema(
         ("ks_plus_q", pa.float64()),
         ("ks_minus_q", pa.float64()),
         ("n_q", pa.int64()),
-        *[(name, pa.float64()) for name in _INTERVALS],
+        *[(name, pa.float64()) for name in INTERVAL_COLUMNS],
     ]
 )
 
@@ -189,7 +192,7 @@ def _table(chunks: list[tuple[int, list[BorderKS]]], layer: str, layer_index: in
     return pa.table(
         {
             name: pa.array(arrays[name][order], type=KS_SCHEMA.field(name).type)
-            if name not in _INTERVALS
+            if name not in INTERVAL_COLUMNS
             else pa.nulls(rows, pa.float64())  # filled by the bootstrap pass, when asked for
             for name in KS_SCHEMA.names
         }
