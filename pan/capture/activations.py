@@ -129,12 +129,7 @@ def dump_module_activations(
 
     ``layers`` (default: :func:`pan.capture.layers.analysed_layers` of ``net``) are the modules whose
     outputs are recorded, e.g. the reflect wrappers of a variant under their convs' names."""
-    target = pick_device(device)
-    net = unwrapped(net)
-    layers = analysed_layers(net) if layers is None else list(layers)
-    if not layers:
-        raise ValueError(f"model {name!r} has no Conv2d layer with a kernel larger than 1x1")
-    check_layer_names(name, layers)
+    target, net, layers = _recording_setup(net, name, device, layers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MANIFEST).unlink(missing_ok=True)  # a failed rerun must not leave a stale manifest
@@ -183,6 +178,18 @@ def dump_module_activations(
     return dumps
 
 
+def _recording_setup(net, name: str, device: str, layers) -> tuple:
+    """``(device, unwrapped net, its analysed layers)`` for a recording pass, the layers checked:
+    at least one, and names that name files."""
+    target = pick_device(device)
+    net = unwrapped(net)
+    layers = analysed_layers(net) if layers is None else list(layers)
+    if not layers:
+        raise ValueError(f"model {name!r} has no Conv2d layer with a kernel larger than 1x1")
+    check_layer_names(name, layers)
+    return target, net, layers
+
+
 def record_maps(
     net: nn.Module,
     transform: Callable[[Any], torch.Tensor],
@@ -205,12 +212,7 @@ def record_maps(
     that drops each array once scored frees it."""
     import numpy as np
 
-    target = pick_device(device)
-    net = unwrapped(net)
-    layers = analysed_layers(net) if layers is None else list(layers)
-    if not layers:
-        raise ValueError(f"model {name!r} has no Conv2d layer with a kernel larger than 1x1")
-    check_layer_names(name, layers)
+    target, net, layers = _recording_setup(net, name, device, layers)
     on_gpu = target.type == "cuda"
     with ExitStack() as stack, torch.inference_mode(), full_float32():
         stack.enter_context(borrowed(net, target))
