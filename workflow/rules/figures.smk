@@ -1,7 +1,7 @@
 # Figures of the paper and beyond, as interactive HTML and PNG (PNGs go into the report).
 # Per model: results/figures/{model}/<figure>.{html,png}; per neuron slot (pan/selection.py):
 # results/figures/{model}/neurons/{slot}/<figure>.{html,png}. Only figures fed by the PAN
-# labels re-render when theta changes. Adding a model figure is one row of MODEL_FIGURES
+# labels re-render when theta changes (a model's neuron figures are one job, fed by them). Adding a model figure is one row of MODEL_FIGURES
 # (and its writer in pan.figures.MODEL_FIGURES).
 
 MODEL_FIGURES = {  # figure: (input, report subcategory, report label)
