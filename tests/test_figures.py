@@ -15,12 +15,16 @@ import yaml
 from conftest import TESTS, ks_table, tiny_config, write_images
 from PIL import Image
 
-from pan.beyond.neurons import RegionSamples
+from pan.beyond.neurons import RegionSamples, neuron_card
+from pan.beyond.selection import slot_neuron
 from pan.bias.odds import ODDS_SCHEMA, read_odds
+from pan.capture.images import ImageSpec
+from pan.capture.models import ModelSpec
 from pan.core.labelling import label_pans
-from pan.figures.cards import card_chart
-from pan.figures.distributions import activation_pdf_chart, truncated_centre_chart
+from pan.figures.cards import card_chart, write_card
+from pan.figures.distributions import activation_pdf_chart, neuron_title, truncated_centre_chart
 from pan.figures.ks_plots import depth_chart, ks_distribution_chart, theta_sweep_chart
+from pan.figures.neurons import NEURON_FIGURES, neuron_figure_key, write_neuron_figures
 from pan.figures.odds import (
     log_odds_histogram_chart,
     ordered_log_odds_chart,
@@ -28,6 +32,7 @@ from pan.figures.odds import (
     write_ordered_log_odds,
 )
 from pan.figures.render import PNG_MAX_WIDTH, save_chart
+from pan.trust.controls import dump_run
 from pan.workflow.run import run_workflow, scheduled_jobs
 
 
@@ -151,6 +156,47 @@ def test_an_empty_chart_is_never_saved(tmp_path):
     assert not (tmp_path / "e.png").exists()
 
 
+def test_one_process_renders_every_neuron_figure_as_one_process_per_figure_did(tmp_path):
+    shutil.copy(TESTS / "tiny_net.py", tmp_path / "tiny_net.py")
+    write_images(tmp_path / "images", 8)
+    settings = tiny_config()["models"]["tiny"] | {"builder": str(tmp_path / "tiny_net.py:build")}
+    spec, images = (
+        ModelSpec.from_config("tiny", settings),
+        ImageSpec("folder", str(tmp_path / "images"), 8, 0),
+    )
+    dump_run(spec, images, tmp_path / "dump", None, micro_batch=3, device="cpu")
+    slots = ["conv1_n9", "asymmetric.1_n1"]
+    outputs = {
+        neuron_figure_key(slot, figure, ext): tmp_path / "figures/tiny/neurons" / slot / f"{figure}.{ext}"
+        for slot in slots
+        for figure in NEURON_FIGURES
+        for ext in ("html", "png")
+    }
+    with pytest.raises(ValueError, match="asymmetric.1_n1/card.png"):  # before any model runs
+        write_neuron_figures(spec, images, tmp_path / "dump", "tiny", slots, None, [0], {}, 3, "cpu")
+    write_neuron_figures(spec, images, tmp_path / "dump", "tiny", slots, None, [0], outputs, 3, "cpu")
+    for slot in slots:  # each figure as its own job drew it: the same chart of the same data
+        card = neuron_card(spec, images, tmp_path / "dump", slot_neuron(slot), [0], 3, "cpu")
+        alone = tmp_path / "alone/figures/tiny/neurons" / slot  # the same Vega bundle path
+        save_chart(
+            activation_pdf_chart(card.zero, neuron_title(card.found, "tiny", "Border and centre PDFs")),
+            alone / "activation_pdfs.html",
+            alone / "activation_pdfs.png",
+        )
+        save_chart(
+            truncated_centre_chart(card.zero, neuron_title(card.found, "tiny", "Truncated centres")),
+            alone / "truncated_centre.html",
+            alone / "truncated_centre.png",
+        )
+        write_card(card, "tiny", alone / "card.html", alone / "card.png")
+        for figure in NEURON_FIGURES:
+            for ext in ("html", "png"):
+                mine = outputs[neuron_figure_key(slot, figure, ext)].read_bytes()
+                assert mine == (alone / f"{figure}.{ext}").read_bytes(), (slot, figure, ext)
+        with Image.open(outputs[neuron_figure_key(slot, "card", "png")]) as image:
+            assert image.width > 400
+
+
 FIGURE_CONFIG = {
     "neurons": [{"model": "tiny", "layer": "conv1", "neuron": 9}],
     "top_pans": 2,
@@ -186,12 +232,10 @@ def test_workflow_draws_every_figure_and_theta_rerenders_only_what_the_labels_fe
         "label_pans": 1,
         "figure_neurons": 1,
         "pan_depth": 1,
-        "activation_pdfs": 3,
-        "truncated_centre": 3,
-        # one reflect pass per model serves every card, and its channels follow the selection:
-        # a theta change reruns that pass and so every card, conv1_n9's included
-        "card_reflect_maps": 1,
-        "pan_card": 4,
+        # every neuron figure of a model is one job (its cards' reflect pass included), and the
+        # ranked slots follow the labels: a theta change reruns it, conv1_n9's figures included.
+        # tiny has a configured neuron, so its slots are its own and so is its rule.
+        "neuron_figures_tiny": 1,
     }
 
     run_workflow(tmp_path, "--report", "report.html", *targets)

@@ -79,26 +79,27 @@ def test_map_groups_keep_depth_order_within_the_budget():
 
 
 def test_one_reflect_pass_gives_every_card_the_maps_of_its_own_pass(tiny, tmp_path):
-    from pan.beyond.card_maps import read_card_maps, reflect_card_maps
-    from pan.beyond.neurons import neuron_card
+    from pan.beyond.neurons import neuron_card, neuron_cards
     from pan.beyond.selection import SlotNeuron
 
     spec, images, _ = tiny
     dump_run(spec, images, tmp_path / "dump", None, micro_batch=5, device="cpu")
-    neurons = [SlotNeuron("pan1", "asymmetric.1", 1, ""), SlotNeuron("pan2", "conv1", 3, "")]
-    reflect_card_maps(spec, images, neurons, tmp_path / "maps.npz", micro_batch=5, device="cpu")
+    neurons = [  # two channels of one layer, and a shallower layer after them
+        SlotNeuron("pan1", "asymmetric.1", 1, ""),
+        SlotNeuron("pan2", "conv1", 3, ""),
+        SlotNeuron("edge1", "asymmetric.1", 0, ""),
+    ]
+    cards = neuron_cards(spec, images, tmp_path / "dump", neurons, [0, 1], 5, "cpu", io.StringIO())
+    assert list(cards) == ["pan1", "pan2", "edge1"]
     for neuron in neurons:
-        alone = neuron_card(spec, images, tmp_path / "dump", neuron, [0], 5, "cpu", io.StringIO())
-        shared = neuron_card(
-            spec,
-            images,
-            tmp_path / "dump",
-            neuron,
-            [0],
-            5,
-            "cpu",
-            reflected=read_card_maps(tmp_path / "maps.npz", neuron.slot),
-        )
+        alone = neuron_card(spec, images, tmp_path / "dump", neuron, [0, 1], 5, "cpu", io.StringIO())
+        shared = cards[neuron.slot]
+        assert shared.found.neuron == neuron
+        np.testing.assert_array_equal(alone.found.maps, shared.found.maps)
+        np.testing.assert_array_equal(alone.kernel, shared.kernel)
+        assert [h.image_id for h in alone.heatmaps] == [h.image_id for h in shared.heatmaps]
+        for mine, theirs in zip(alone.heatmaps, shared.heatmaps, strict=True):
+            np.testing.assert_array_equal(mine.crop, theirs.crop)
         assert alone.reflect.shape == shared.reflect.shape
         np.testing.assert_array_equal(alone.reflect.centre, shared.reflect.centre)
         for border, values in alone.reflect.borders.items():

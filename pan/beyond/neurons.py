@@ -5,7 +5,7 @@ A neuron's maps over the §3 batch split into the four one-pixel borders and the
 (:mod:`pan.core.borders`); the truncated centres ``centre+`` / ``centre-`` keep its ``k`` highest /
 lowest values, ``k`` being the number of values of a border (§3.2). The statistics come from
 :func:`pan.core.ks.border_ks`, the same code as the pipeline's KS tables. Torch is imported only by
-the functions that run a model (:func:`neuron_card`).
+the functions that run a model (:func:`neuron_card`, :func:`neuron_cards`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ __all__ = [
     "RegionSamples",
     "input_crop",
     "neuron_card",
+    "neuron_cards",
     "neuron_maps",
 ]
 
@@ -144,7 +145,6 @@ def neuron_card(
     micro_batch: int,
     device: str = "auto",
     progress=None,
-    reflected: np.ndarray | None = None,
 ) -> NeuronCard:
     """The data of ``neuron``'s PAN card: its maps from the dump, and the model rerun with
     reflect padding in every analysed conv.
@@ -152,17 +152,53 @@ def neuron_card(
     §3.3 replaces the padding *policy* of the model, and Fig. 8's downstream PAN only "turns
     off" when the padding of the layers before it changes too, so the neuron's own padding
     alone would not do. Progress goes to ``progress``, by default the ``sys.stderr`` of the
-    moment (a job's log). ``reflected``: the neuron's reflect maps when already made (one pass
-    for every card of a model, :func:`pan.beyond.card_maps.reflect_card_maps`); no pass then.
+    moment (a job's log). Several cards of a model: :func:`neuron_cards` (one pass for all).
     """
     from pan.bias.reflect import with_reflect_padding
-    from pan.capture.images import image_records
     from pan.capture.inference import layer_outputs, pick_device, preprocessed_batches
     from pan.capture.layers import AnalysedLayer
     from pan.capture.models import load_model
     from pan.logs import image_progress
 
     found = neuron_maps(dump_dir, neuron)
+    records = _card_records(images, dump_dir, heatmap_images)
+    loaded = load_model(model)
+    target = pick_device(device)
+    variant = with_reflect_padding(loaded.model).to(target).eval()
+    watched = AnalysedLayer(0, neuron.layer, variant.get_submodule(neuron.layer))
+    bar = image_progress(len(records), f"reflect {neuron.layer}", progress)
+    batches = preprocessed_batches(records, loaded.transform, micro_batch)
+    reflected = layer_outputs(variant, watched, batches, target, bar.update)[:, neuron.neuron].numpy()
+    bar.close()
+    return _card(loaded, records, found, reflected, heatmap_images)
+
+
+def neuron_cards(
+    model: ModelSpec,
+    images: ImageSpec,
+    dump_dir: str | Path,
+    neurons: Sequence[SlotNeuron],
+    heatmap_images: Sequence[int],
+    micro_batch: int,
+    device: str = "auto",
+    progress=None,
+) -> dict[str, NeuronCard]:
+    """slot -> the PAN card of each of ``neurons`` (as :func:`neuron_card`), with the model
+    loaded once and one reflect pass for them all (:func:`pan.beyond.card_maps.reflect_card_maps`)."""
+    from pan.beyond.card_maps import reflect_card_maps
+    from pan.capture.models import load_model
+
+    found = {n.slot: neuron_maps(dump_dir, n) for n in neurons}  # every neuron checked before the pass
+    records = _card_records(images, dump_dir, heatmap_images)
+    loaded = load_model(model)
+    reflected = reflect_card_maps(loaded, records, neurons, micro_batch, device, progress)
+    return {n.slot: _card(loaded, records, found[n.slot], reflected[n.slot], heatmap_images) for n in neurons}
+
+
+def _card_records(images: ImageSpec, dump_dir: str | Path, heatmap_images: Sequence[int]) -> list:
+    """The images of ``images``, once checked to be those of the dump and to hold ``heatmap_images``."""
+    from pan.capture.images import image_records
+
     records = image_records(images)
     dumped = [entry["id"] for entry in read_manifest(dump_dir)["images"]]
     if dumped != [r.id for r in records]:
@@ -172,15 +208,14 @@ def neuron_card(
     wrong = [i for i in heatmap_images if not 0 <= i < len(records)]
     if wrong:
         raise ValueError(f"figures.heatmap_images {wrong} are outside the batch of {len(records)} images")
-    loaded = load_model(model)
-    if reflected is None:
-        target = pick_device(device)
-        variant = with_reflect_padding(loaded.model).to(target).eval()
-        watched = AnalysedLayer(0, neuron.layer, variant.get_submodule(neuron.layer))
-        bar = image_progress(len(records), f"reflect {neuron.layer}", progress)
-        batches = preprocessed_batches(records, loaded.transform, micro_batch)
-        reflected = layer_outputs(variant, watched, batches, target, bar.update)[:, neuron.neuron].numpy()
-        bar.close()
+    return records
+
+
+def _card(
+    loaded, records, found: NeuronMaps, reflected: np.ndarray, heatmap_images: Sequence[int]
+) -> NeuronCard:
+    """A card from a neuron's dumped and reflect maps, its kernel and the crops of ``heatmap_images``."""
+    neuron = found.neuron
     weights = loaded.model.get_submodule(neuron.layer).weight[neuron.neuron]
     return NeuronCard(
         found,

@@ -5,6 +5,7 @@ modules (:mod:`pan.core.scoring`, :mod:`pan.core.labelling`, :mod:`pan.bias.odds
 
 - :mod:`pan.figures.distributions`  border/centre activation PDFs (Fig. 3, Fig. 5)
 - :mod:`pan.figures.cards`          PAN cards: zero vs reflect padding, heatmaps, kernel (Figs. 6-8)
+- :mod:`pan.figures.neurons`        every neuron figure of a model (Figs. 3, 5, 6-8) in one process
 - :mod:`pan.figures.ks_plots`       KS distributions (Fig. 4), theta sweep, PAN share by depth
 - :mod:`pan.figures.odds`           ordered log-odds and their histograms (Figs. 9-10)
 - :mod:`pan.figures.trust`          PAN share by depth per control, PAN frequency over draws
@@ -16,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pan.figures.distributions import write_activation_pdfs, write_truncated_centre
 from pan.figures.ks_plots import write_depth, write_ks_distributions, write_theta_sweep
 from pan.figures.odds import write_log_odds_histogram, write_ordered_log_odds
 
@@ -29,23 +29,8 @@ MODEL_FIGURES: dict[str, Callable[[Files, str, str | Path, str | Path], None]] =
     "log_odds_histogram": lambda files, *out: write_log_odds_histogram(files[0], *out),
 }
 """Per-model figures: name -> writer of ``(input files, model, html, png)``."""
-NEURON_FIGURES = {"activation_pdfs": write_activation_pdfs, "truncated_centre": write_truncated_centre}
-"""Per-neuron figures read from the activation dump alone (the PAN card also reruns the model)."""
 
 
 def write_model_figure(figure: str, inputs: Files, model: str, html: str | Path, png: str | Path) -> None:
     """Render the per-model figure ``figure`` (a key of :data:`MODEL_FIGURES`) of ``model``."""
     MODEL_FIGURES[figure](list(inputs), model, html, png)
-
-
-def write_neuron_figure(
-    figure: str,
-    dump_dir: str | Path,
-    model: str,
-    slot: str,
-    selection: str | Path | None,
-    html: str | Path,
-    png: str | Path,
-) -> None:
-    """Render the per-neuron figure ``figure`` (a key of :data:`NEURON_FIGURES`) of a slot's neuron."""
-    NEURON_FIGURES[figure](dump_dir, model, slot, selection, html, png)

@@ -8,16 +8,14 @@ charts carry a few hundred rows, never the raw activations.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 import altair as alt
 import numpy as np
 import polars as pl
 
-from pan.beyond.neurons import BOTTOM_K, TOP_K, NeuronMaps, RegionSamples, neuron_maps
-from pan.beyond.selection import slot_neuron
+from pan.beyond.neurons import BOTTOM_K, TOP_K, NeuronMaps, RegionSamples
 from pan.core.borders import BORDER_NAMES, BORDERS
-from pan.figures.render import BORDER_COLOURS, save_chart
+from pan.figures.render import BORDER_COLOURS
 
 __all__ = [
     "BINS",
@@ -28,8 +26,6 @@ __all__ = [
     "region_histogram",
     "shared_edges",
     "truncated_centre_chart",
-    "write_activation_pdfs",
-    "write_truncated_centre",
 ]
 
 BINS = 60
@@ -129,38 +125,4 @@ def neuron_title(found: NeuronMaps, model: str, what: str) -> alt.Title:
     return alt.Title(
         f"{what} · {model} · {layer} (layer {found.layer_index}) · neuron {neuron}",
         subtitle=[found.neuron.description, f"{images} images of the §3 batch, {height}x{width} maps"],
-    )
-
-
-def _write_neuron_chart(chart_of, title: str, dump_dir, model, slot, selection, html, png) -> None:
-    """Render ``chart_of(samples, title)`` for the neuron of ``slot`` of ``model``."""
-    found = neuron_maps(dump_dir, slot_neuron(slot, selection))
-    save_chart(chart_of(RegionSamples.from_maps(found.maps), neuron_title(found, model, title)), html, png)
-
-
-def write_activation_pdfs(
-    dump_dir: str | Path,
-    model: str,
-    slot: str,
-    selection: str | Path | None,
-    html: str | Path,
-    png: str | Path,
-) -> None:
-    """Render Fig. 3 for the neuron of ``slot`` of ``model``."""
-    _write_neuron_chart(
-        activation_pdf_chart, "Border and centre PDFs", dump_dir, model, slot, selection, html, png
-    )
-
-
-def write_truncated_centre(
-    dump_dir: str | Path,
-    model: str,
-    slot: str,
-    selection: str | Path | None,
-    html: str | Path,
-    png: str | Path,
-) -> None:
-    """Render Fig. 5 for the neuron of ``slot`` of ``model``."""
-    _write_neuron_chart(
-        truncated_centre_chart, "Truncated centres", dump_dir, model, slot, selection, html, png
     )

@@ -185,38 +185,38 @@ def per_model(pattern):
     return expand(pattern, model=MODELS)
 
 
-def neuron_figure_inputs(wildcards):
-    """A neuron figure reads the activation dump, plus the selection for ranked slots only."""
+def neuron_figures_inputs(wildcards):
+    """A model's neuron figures read its activation dump, and the selection where it has ranked
+    slots; its cards pad with reflect (checked: :func:`reflect_shapes`)."""
     from pan.beyond.selection import is_ranked_slot
 
-    inputs = {"dump": f"results/activations/{wildcards.model}", "shapes": f"results/shapes/{wildcards.model}.json"}
-    if is_ranked_slot(wildcards.slot):
-        inputs["selection"] = f"results/figures/{wildcards.model}/neurons.csv"
-    return inputs
-
-
-def pan_card_inputs(wildcards):
-    """A PAN card's inputs (:func:`neuron_figure_inputs`); its heat maps pad with reflect."""
-    reflect_fits(wildcards.model)
-    return neuron_figure_inputs(wildcards)
-
-
-def card_reflect_inputs(wildcards):
-    """The shapes, and the selection where a model has ranked slots (the reflect pass of its cards)."""
-    from pan.beyond.selection import is_ranked_slot
-
-    inputs = {"shapes": reflect_shapes(wildcards)}
+    inputs = {"dump": f"results/activations/{wildcards.model}", "shapes": reflect_shapes(wildcards)}
     if any(is_ranked_slot(slot) for slot in SETTINGS.figures.slots(wildcards.model)):
         inputs["selection"] = f"results/figures/{wildcards.model}/neurons.csv"
     return inputs
 
 
-def neuron_figure_labels(wildcards, input):
-    """Report labels of a neuron figure: which neuron, and why it was drawn."""
-    from pan.beyond.selection import slot_neuron
+def neuron_figure_labels(slot):
+    """Report labels of the neuron figures of ``slot``: which neuron, and why it was drawn."""
 
-    neuron = slot_neuron(wildcards.slot, input.get("selection"))
-    return {"slot": neuron.slot, "layer": neuron.layer, "neuron": neuron.neuron, "why": neuron.description}
+    def labels(wildcards, input):
+        from pan.beyond.selection import slot_neuron
+
+        neuron = slot_neuron(slot, input.get("selection"))
+        return {"slot": neuron.slot, "layer": neuron.layer, "neuron": neuron.neuron, "why": neuron.description}
+
+    return labels
+
+
+def neuron_figure_outputs(slots):
+    """The HTML and PNG of every neuron figure of ``slots``, keyed ``{slot}/{figure}.{ext}``
+    (pan.figures.neurons.neuron_figure_key); each PNG goes into the report."""
+    outputs = {}
+    for slot in slots:
+        for figure, subcategory in NEURON_FIGURES.items():
+            paths = figure_outputs(f"neurons/{slot}/", figure, subcategory, neuron_figure_labels(slot))
+            outputs |= {f"{slot}/{figure}.{ext}": path for ext, path in paths.items()}
+    return outputs
 
 
 def figure_outputs(directory, figure, subcategory, labels):

@@ -1,7 +1,7 @@
 # Figures of the paper and beyond, as interactive HTML and PNG (PNGs go into the report).
 # Per model: results/figures/{model}/<figure>.{html,png}; per neuron slot (pan/selection.py):
 # results/figures/{model}/neurons/{slot}/<figure>.{html,png}. Only figures fed by the PAN
-# labels re-render when theta changes. Adding a model figure is one row of MODEL_FIGURES
+# labels re-render when theta changes (a model's neuron figures are one job, fed by them). Adding a model figure is one row of MODEL_FIGURES
 # (and its writer in pan.figures.MODEL_FIGURES).
 
 MODEL_FIGURES = {  # figure: (input, report subcategory, report label)
@@ -66,75 +66,43 @@ rule figure_neurons:
         "../scripts/figure_neurons.py"
 
 
-for figure in ("activation_pdfs", "truncated_centre"):
+# Every neuron figure of a model in one job (pan.figures.neurons): one start-up, one model
+# load and one reflect pass for all its slots. A rule's outputs cannot depend on its wildcards,
+# so models with the same slots share a rule: `neuron_figures` for the ranked slots alone (every
+# model unless figures.neurons names some of its neurons), else `neuron_figures_{model}`.
+SLOT_GROUPS = {}  # slots -> the models that have exactly these slots
+for model in MODELS:
+    SLOT_GROUPS.setdefault(tuple(SETTINGS.figures.slots(model)), []).append(model)
+
+for slots, models in SLOT_GROUPS.items():
 
     rule:
         name:
-            figure
+            "neuron_figures" if list(slots) == SETTINGS.figures.ranked_slots() else f"neuron_figures_{models[0]}"
+        wildcard_constraints:
+            model="|".join(re.escape(name) for name in models),
         input:
-            unpack(neuron_figure_inputs),
+            unpack(neuron_figures_inputs),
+            weights=model_weights,
         output:
-            **figure_outputs("neurons/{slot}/", figure, NEURON_FIGURES[figure], neuron_figure_labels),
+            **neuron_figure_outputs(slots),
         params:
-            figure=figure,
+            model=lambda wildcards: SETTINGS.models[wildcards.model],
+            images=SETTINGS.images,
+            slots=list(slots),
+            heatmap_images=SETTINGS.figures.heatmap_images,
+            device=SETTINGS.device,
+            micro_batch=SETTINGS.micro_batch,
         log:
-            f"results/logs/figures/{{model}}/neurons/{{slot}}/{figure}.log",
+            "results/logs/figures/{model}/neuron_figures.log",
+        benchmark:
+            "results/benchmarks/figures/{model}/neuron_figures.tsv"
+        threads: 2
+        resources:
+            mem_mb=dump_mem_mb,
+            runtime=lambda wildcards, attempt: 15 * attempt,
+            gpu=SETTINGS.gpus,
         conda:
             "../envs/pan.yaml"
         script:
-            "../scripts/neuron_figure.py"
-
-
-rule card_reflect_maps:
-    input:
-        unpack(card_reflect_inputs),
-        weights=model_weights,
-    output:
-        "results/figures/{model}/neurons/reflect_maps.npz",
-    params:
-        model=lambda wildcards: SETTINGS.models[wildcards.model],
-        images=SETTINGS.images,
-        slots=lambda wildcards: SETTINGS.figures.slots(wildcards.model),
-        device=SETTINGS.device,
-        micro_batch=SETTINGS.micro_batch,
-    log:
-        "results/logs/figures/{model}/neurons/reflect_maps.log",
-    benchmark:
-        "results/benchmarks/figures/{model}/reflect_maps.tsv"
-    threads: 2
-    resources:
-        mem_mb=dump_mem_mb,
-        runtime=lambda wildcards, attempt: 15 * attempt,
-        gpu=SETTINGS.gpus,
-    conda:
-        "../envs/pan.yaml"
-    script:
-        "../scripts/card_reflect_maps.py"
-
-
-rule pan_card:
-    input:
-        unpack(pan_card_inputs),
-        reflect="results/figures/{model}/neurons/reflect_maps.npz",
-        weights=model_weights,
-    output:
-        **figure_outputs("neurons/{slot}/", "card", NEURON_FIGURES["card"], neuron_figure_labels),
-    params:
-        model=lambda wildcards: SETTINGS.models[wildcards.model],
-        images=SETTINGS.images,
-        heatmap_images=SETTINGS.figures.heatmap_images,
-        device=SETTINGS.device,
-        micro_batch=SETTINGS.micro_batch,
-    log:
-        "results/logs/figures/{model}/neurons/{slot}/card.log",
-    benchmark:
-        "results/benchmarks/figures/{model}/{slot}/card.tsv"
-    threads: 2
-    resources:
-        mem_mb=dump_mem_mb,
-        runtime=lambda wildcards, attempt: 15 * attempt,
-        gpu=SETTINGS.gpus,
-    conda:
-        "../envs/pan.yaml"
-    script:
-        "../scripts/pan_card.py"
+            "../scripts/neuron_figures.py"
