@@ -16,7 +16,7 @@ from test_origin import net_labels
 
 from pan.beyond.attack import copy_source, inject, input_line, plan_lines, reached
 from pan.beyond.attack_summary import DIFFERENCE_COLUMNS, SUMMARY_COLUMNS
-from pan.beyond.firing import firing_statistics, pan_firing
+from pan.beyond.firing import centre_groups, firing_statistics, pan_firing
 from pan.workflow.run import run_workflow, scheduled_jobs
 
 
@@ -159,3 +159,18 @@ def test_rows_that_pass_without_any_line_do_not_count_as_firing():
     fired = pan_firing(firing, labels, 0.5)
     t_pan = fired.filter((pl.col("layer") == "conv1") & (pl.col("neuron") == 0)).row(0, named=True)
     assert t_pan["fires_clean"] and not t_pan["fires"]
+
+
+def test_firing_statistics_do_not_depend_on_the_layer_groups():
+    """Each layer in a group of its own (every group but the last in passes stopped after it)
+    gives the table of one group of every layer, row for row, and the same predictions."""
+    net, images = beyond_net.build().eval(), beyond_net.batch()
+    lines = plan_lines([0.0, 0.5, 1.0], ["zero", "copied"], 32, 32)
+    batches, ids = [images[:8], images[8:]], [str(i) for i in range(16)]
+    single = centre_groups(net, images, 16)
+    apart = centre_groups(net, images, 16, budget_mb=1e-9)
+    assert len(single) == 1 and len(apart) == len(single[0]) > 1
+    together, predictions = firing_statistics(net, batches, lines, torch.zeros(3), ids, groups=single)
+    grouped, grouped_predictions = firing_statistics(net, batches, lines, torch.zeros(3), ids, groups=apart)
+    assert grouped.equals(together) and grouped_predictions.equals(predictions)
+    assert set(grouped["kind"].to_pylist()) == {"zero", "copied", "clean"}
