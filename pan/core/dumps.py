@@ -245,6 +245,25 @@ def _map_values(column: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, np.float32)
 
 
+def _read_binary_maps(path: Path, file: pq.ParquetFile) -> np.ndarray | None:
+    """The float32 values of a dump of the binary kind, one row group at a time into one array
+    (one copy of each map, no whole-file temporary); ``None`` for a dump of the list kind."""
+    field = file.schema_arrow.field("activation")
+    if not pa.types.is_fixed_size_binary(field.type):
+        return None
+    width = field.type.byte_width
+    values = np.empty(file.metadata.num_rows * width // 4, dtype=np.float32)
+    position = 0
+    for group in range(file.num_row_groups):
+        column = file.read_row_group(group, columns=["activation"], use_threads=False)["activation"]
+        part = _map_values(column)
+        if position + part.size > values.size:
+            raise DumpError(f"layer dump {path} holds more rows than its footer says; {_rerun(path.parent)}")
+        values[position : position + part.size] = part
+        position += part.size
+    return values[:position]
+
+
 def read_feature_maps(path: str | Path, neurons: Sequence[int] | None = None) -> np.ndarray:
     """A layer dump as a float32 array ``(images, neurons, height, width)``.
 
@@ -255,11 +274,15 @@ def read_feature_maps(path: str | Path, neurons: Sequence[int] | None = None) ->
     meta = read_dump_metadata(path)
     h, w, count = int(meta["height"]), int(meta["width"]), int(meta["neurons"])
     try:
-        table = pq.read_table(path, memory_map=True)
-        if neurons is not None:
-            table = table.filter(pc.is_in(table["neuron"], pa.array(list(neurons), pa.int32())))
-            count = len(set(neurons))
-        values = _map_values(table["activation"])
+        values = None
+        if neurons is None:
+            values = _read_binary_maps(path, pq.ParquetFile(path, memory_map=True))
+        if values is None:
+            table = pq.read_table(path, memory_map=True)
+            if neurons is not None:
+                table = table.filter(pc.is_in(table["neuron"], pa.array(list(neurons), pa.int32())))
+                count = len(set(neurons))
+            values = _map_values(table["activation"])
     except (OSError, pa.ArrowException, KeyError) as error:
         raise _layer_error(path, error) from error
     if count * h * w and values.size % (count * h * w):
