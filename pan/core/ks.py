@@ -137,8 +137,9 @@ def _counts(centre: np.ndarray, needles: np.ndarray) -> tuple[np.ndarray, np.nda
     and once when they are all one value.
     """
     neurons, m = needles.shape
-    at_most = np.empty((neurons, m), dtype=np.int64)
-    below = np.empty((neurons, m), dtype=np.int64)
+    count = np.int32 if centre.shape[1] < np.iinfo(np.int32).max else np.int64  # half the traffic
+    at_most = np.empty((neurons, m), dtype=count)
+    below = np.empty((neurons, m), dtype=count)
     zero = needles == 0  # the key of 0.0 and -0.0
     many_zeros = np.count_nonzero(zero, axis=1) * _MANY_ZEROS > m
     for row in range(neurons):
