@@ -46,3 +46,39 @@ def test_score_layer_refuses_a_dump_with_nan(tmp_path):
     with pytest.raises(ValueError, match="layer 'conv': 1 NaN or infinite activations in neurons 0"):
         score_layer(tmp_path / "conv.parquet", tmp_path / "ks.parquet")
     assert not (tmp_path / "ks.parquet").exists()
+
+
+@pytest.mark.parametrize("prefetch", [True, False])
+def test_score_dump_reading_ahead_writes_what_score_layer_writes(tmp_path, monkeypatch, prefetch):
+    """score_dump reads the next layer while it scores one (or, for files over PREFETCH_BYTES,
+    after it): either way each table equals score_layer's, and a broken layer stops the job
+    there, its error raised and no table written for it."""
+    from contextlib import ExitStack
+
+    from pan.capture.images import ImageRecord
+    from pan.core import scoring
+    from pan.core.dumps import LayerWriters, write_manifest
+    from pan.core.scoring import score_dump
+
+    if not prefetch:
+        monkeypatch.setattr(scoring, "PREFETCH_BYTES", 0)
+    rng = np.random.default_rng(1)
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    with ExitStack() as stack:
+        writers = LayerWriters(dump, stack)
+        for index, size in enumerate((9, 6, 4)):
+            maps = rng.normal(size=(5, 3, size, size)).astype(np.float32)
+            writers.write(index, f"conv{index}", (3, 3), maps)
+    records = [ImageRecord(f"img_{i}", "a", lambda: None) for i in range(5)]
+    write_manifest(dump, "tiny", list(writers.dumps.values()), records)
+    written = score_dump(dump, tmp_path / "ks")
+    assert [path.name for path in written] == ["conv0.parquet", "conv1.parquet", "conv2.parquet"]
+    for path in written:
+        alone = score_layer(dump / path.name, tmp_path / "alone.parquet")
+        assert pq.read_table(path).equals(alone)
+
+    (dump / "conv1.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ValueError, match="conv1.parquet is unreadable"):
+        score_dump(dump, tmp_path / "ks2")
+    assert sorted(path.name for path in (tmp_path / "ks2").iterdir()) == ["conv0.parquet"]

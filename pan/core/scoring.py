@@ -37,6 +37,7 @@ __all__ = [
     "INTERVAL_COLUMNS",
     "KS_SCHEMA",
     "MAX_THREADS",
+    "PREFETCH_BYTES",
     "check_finite",
     "default_threads",
     "ks_table_files",
@@ -84,6 +85,10 @@ CHUNK_VALUES = 1 << 19
 """Centre values scored at once: a few MB, so each pass over a chunk's keys stays in the CPU
 cache (twice as fast as whole-layer arrays on big layers) and memory is bounded whatever the
 layer."""
+
+PREFETCH_BYTES = 1 << 30
+"""Layer dumps up to this size are read while the layer before is scored (two layers in memory
+at once); larger ones after it (one)."""
 
 MAX_THREADS = 8
 """At most this many threads score one layer on the CPU (see :func:`default_threads`)."""
@@ -218,6 +223,8 @@ def read_ks_tables(ks_files: str | Path | Sequence[str | Path]) -> pl.DataFrame:
 def check_finite(maps: np.ndarray, layer: str) -> None:
     """Refuse NaN or infinite activations, naming the layer, the neurons and how many values:
     KS statistics of such samples say nothing about padding (the model or its input is broken)."""
+    if maps.size == 0 or (np.isfinite(maps.min()) and np.isfinite(maps.max())):
+        return  # min and max are NaN or infinite when any value is: two passes, no mask
     bad = ~np.isfinite(maps)
     if bad.any():
         per_neuron = bad.sum(axis=(0, 2, 3))
@@ -260,8 +267,11 @@ def score_layer_with_null(
     """:func:`score_layer`, and the layer's interior-line rows (:mod:`pan.core.interior`; ``None``
     when ``interior`` is false). The bootstrap (``replicates`` > 0, :mod:`pan.core.bootstrap`) and
     the interior lines run in one more pass over the maps, on the CPU whatever ``device``."""
-    maps, meta = read_feature_maps(dump), read_dump_metadata(dump)
-    return _score(maps, meta, out, device, threads, memory_bytes, q, replicates, seed, interior)
+    return _score(*_read(dump), out, device, threads, memory_bytes, q, replicates, seed, interior)
+
+
+def _read(dump: str | Path) -> tuple[np.ndarray, dict[str, str]]:
+    return read_feature_maps(dump), read_dump_metadata(dump)
 
 
 def score_layer_maps(
@@ -313,33 +323,54 @@ def score_dump(
     """Score every layer of a model's activation dump into ``out_dir`` (one KS table per layer,
     ``{layer}.parquet``): one job per model, so Snakemake starts one process, not one per layer.
     With ``replicates`` > 0, also the bootstrap intervals; with ``interior_out``, the
-    interior-line null of every layer into that file (see :func:`score_layer_with_null`)."""
+    interior-line null of every layer into that file (see :func:`score_layer_with_null`).
+
+    The next layer's dump is read on a second thread while a layer is scored (pyarrow and
+    numpy release the GIL), when its file is at most :data:`PREFETCH_BYTES`."""
     from pan.core.dumps import read_manifest
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, interiors = [], []
-    for layer in read_manifest(dump_dir)["layers"]:
-        start = time.perf_counter()
-        _, interior = score_layer_with_null(
-            Path(dump_dir) / layer["file"],
-            out_dir / layer["file"],
-            device=device,
-            threads=threads,
-            q=q,
-            replicates=replicates,
-            seed=seed,
-            interior=interior_out is not None,
-        )
-        written.append(out_dir / layer["file"])
-        if interior is not None:
-            interiors.append(interior)
-        print(
-            f"scored {layer['name']} ({layer['out_channels']} neurons) in {time.perf_counter() - start:.2f} s"
-        )
+    layers = read_manifest(dump_dir)["layers"]
+    files = [Path(dump_dir) / layer["file"] for layer in layers]
+    with ThreadPoolExecutor(1, thread_name_prefix="ks-read") as reader:
+        pending = reader.submit(_read, files[0]) if files else None
+        for number, (layer, file) in enumerate(zip(layers, files, strict=True)):
+            start = time.perf_counter()
+            maps, meta = pending.result() if pending is not None else _read(file)
+            pending = None
+            if number + 1 < len(files) and _size(files[number + 1]) <= PREFETCH_BYTES:
+                pending = reader.submit(_read, files[number + 1])
+            _, interior = _score(
+                maps,
+                meta,
+                out_dir / layer["file"],
+                device,
+                threads,
+                None,
+                q,
+                replicates,
+                seed,
+                interior_out is not None,
+            )
+            del maps
+            written.append(out_dir / layer["file"])
+            if interior is not None:
+                interiors.append(interior)
+            seconds = time.perf_counter() - start
+            print(f"scored {layer['name']} ({layer['out_channels']} neurons) in {seconds:.2f} s")
     if interior_out is not None:
         from pan.core.interior import INTERIOR_SCHEMA
 
         table = pa.concat_tables(interiors) if interiors else INTERIOR_SCHEMA.empty_table()
         pq.write_table(table, interior_out)
     return written
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file; 0 when it is missing (its read then raises the error)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
