@@ -271,22 +271,31 @@ def cdf_statistics(
     smallest = _smallest(x_below, centre_lt / n2)
     ks = np.maximum(largest, smallest)  # two-sided
     k = min(n1, n2)  # the truncated centre cannot be larger than the centre
-    ks_plus, ks_minus = _truncated(centre_le, centre_lt, x_at, x_below, n2, k)
+    extremes = centre_lt.max(axis=0), centre_le.min(axis=0)  # the same for every truncation
+    ks_plus, ks_minus = _truncated(centre_le, centre_lt, x_at, x_below, n2, k, extremes)
     if q is None:
         return BorderKS(ks, ks_plus, ks_minus, n1, n2)
     m = share_size(n2, q)
-    plus_q, minus_q = _truncated(centre_le, centre_lt, x_at, x_below, n2, m)
+    plus_q, minus_q = _truncated(centre_le, centre_lt, x_at, x_below, n2, m, extremes)
     return BorderKS(ks, ks_plus, ks_minus, n1, n2, plus_q, minus_q, m)
 
 
 def _truncated(
-    centre_le: np.ndarray, centre_lt: np.ndarray, x_at: np.ndarray, x_below: np.ndarray, n2: int, k: int
+    centre_le: np.ndarray,
+    centre_lt: np.ndarray,
+    x_at: np.ndarray,
+    x_below: np.ndarray,
+    n2: int,
+    k: int,
+    extremes: tuple[np.ndarray, np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """KS+ and KS- against the top and bottom ``k`` of the centre (step 3)."""
+    """KS+ and KS- against the top and bottom ``k`` of the centre (step 3); ``extremes``: the
+    column-wise maximum of ``centre_lt`` and minimum of ``centre_le``."""
     n1 = len(x_at)
+    lt_max, le_min = extremes
     cut = n2 - k  # values of the centre below its top k
     # "less": the top k hold max(count - cut, 0) values below a point, none up to column start.
-    start = int(np.searchsorted(centre_lt.max(axis=0), cut, side="right")) if cut else 0
+    start = int(np.searchsorted(lt_max, cut, side="right")) if cut else 0
     truncated = np.maximum(centre_lt[:, start:] - cut, 0) / k
     lowest = np.subtract(x_below[start:], truncated, out=truncated).min(axis=1, initial=np.inf)
     if start:  # x_below[0] - 0 / k
@@ -294,7 +303,7 @@ def _truncated(
     ks_plus = np.clip(-lowest, 0, 1)
 
     # "greater": the bottom k hold min(count, k) values, all k of them from column stop on.
-    stop = int(np.searchsorted(centre_le.min(axis=0), k, side="left"))
+    stop = int(np.searchsorted(le_min, k, side="left"))
     truncated = np.minimum(centre_le[:, :stop], k) / k
     highest = np.subtract(x_at[:stop], truncated, out=truncated).max(axis=1, initial=-np.inf)
     if stop < n1:  # x_at[-1] - k / k
