@@ -99,3 +99,24 @@ def test_firing_shares_resample_pans():
     row = shares.filter(pl.col("orientation") == "all").row(0, named=True)
     assert row["pans_firing_low"] == 0.0 and row["pans_firing_high"] == 1.0
     assert set(shares["orientation"]) == {"rows", "columns", "all"}
+
+
+def test_firing_intervals_do_not_depend_on_the_order_of_the_rows():
+    """The PAN bootstrap weighs PANs by position: a shuffled firing table (as a parallel group-by
+    hands it over) gives the same intervals."""
+    rng = np.random.default_rng(3)
+    fired = pl.DataFrame(
+        {
+            "layer_index": np.repeat(np.arange(10), 12),
+            "neuron": np.tile(np.repeat(np.arange(4), 3), 10),
+            "kind": "zero",
+            "orientation": np.where(np.arange(120) % 2, "rows", "columns"),
+            "position": np.tile([0.25, 0.5, 0.75], 40),
+            "fires": rng.random(120) < 0.2,
+        }
+    )
+    expected = firing_intervals(fired, bootstrap=200).sort("kind", "orientation")
+    assert expected.height == 3 and (expected["pans_firing_high"] > expected["pans_firing_low"]).all()
+    for seed in range(5):
+        shuffled = fired.sample(fraction=1.0, shuffle=True, seed=seed)
+        assert firing_intervals(shuffled, bootstrap=200).sort("kind", "orientation").equals(expected)

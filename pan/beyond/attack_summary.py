@@ -114,7 +114,11 @@ def firing_intervals(
     rows = []
     pooled = fired.with_columns(orientation=pl.lit("all"))
     for (kind, orientation), group in pl.concat([fired, pooled]).group_by("kind", "orientation"):
-        per_pan = group.group_by("layer_index", "neuron").agg(pl.col("fires").cast(pl.Float64).mean())
+        per_pan = (  # in PAN order: the draws weigh PANs by position, so the order must not vary
+            group.group_by("layer_index", "neuron")
+            .agg(pl.col("fires").cast(pl.Float64).mean())
+            .sort("layer_index", "neuron")
+        )
         values = per_pan["fires"].to_numpy()
         low, high = (
             _interval(_weights(len(values), bootstrap, seed) @ values) if len(values) else (np.nan,) * 2
