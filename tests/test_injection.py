@@ -16,7 +16,8 @@ from test_origin import net_labels
 
 from pan.beyond.attack import copy_source, inject, input_line, plan_lines, reached
 from pan.beyond.attack_summary import DIFFERENCE_COLUMNS, SUMMARY_COLUMNS
-from pan.beyond.firing import centre_groups, firing_statistics, pan_firing
+from pan.beyond.firing import centre_groups, firing_statistics
+from pan.beyond.firing_pans import pan_firing
 from pan.workflow.run import run_workflow, scheduled_jobs
 
 

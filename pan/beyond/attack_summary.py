@@ -110,7 +110,7 @@ def firing_intervals(
     fired: pl.DataFrame, bootstrap: int = DEFAULT_INJECTION_BOOTSTRAP, seed: int = 0
 ) -> pl.DataFrame:
     """Per kind and orientation (and ``all``): the share of (PAN, position) pairs that fire, with an
-    interval from resampling PANs (``fired``: :func:`pan.beyond.firing.pan_firing`)."""
+    interval from resampling PANs (``fired``: :func:`pan.beyond.firing_pans.pan_firing`)."""
     rows = []
     pooled = fired.with_columns(orientation=pl.lit("all"))
     for (kind, orientation), group in pl.concat([fired, pooled]).group_by("kind", "orientation"):
@@ -225,7 +225,7 @@ def injection_summary(
     """Per model, kind, orientation (and ``all``) and variant: PANs of that orientation, the share
     of (PAN, position) pairs that fire (measured on the original model, so the same for every
     variant), the top-1 change rate and the mean L1 logit distance, each with its interval."""
-    from pan.beyond.firing import pan_firing  # here: the config reads this module's defaults, no torch
+    from pan.beyond.firing_pans import pan_firing  # here: the config reads this module's defaults, no torch
 
     frames = []
     for model, table in predictions.items():

@@ -13,7 +13,7 @@ import altair as alt
 import numpy as np
 import polars as pl
 
-from pan.beyond.firing import InjectedMaps
+from pan.beyond.firing_pans import InjectedMaps
 from pan.beyond.reach import reach_by_depth
 from pan.figures.cards import heatmap_panel
 from pan.figures.render import save_chart
@@ -112,7 +112,7 @@ def injection_chart(maps: InjectedMaps, model: str) -> alt.HConcatChart:
 
 
 def write_injection_maps(maps: InjectedMaps, model: str, html: str | Path, png: str | Path) -> None:
-    """Render the injection figure (data from :func:`pan.beyond.firing.injected_maps`)."""
+    """Render the injection figure (data from :func:`pan.beyond.firing_pans.injected_maps`)."""
     save_chart(injection_chart(maps, model), html, png)
 
 

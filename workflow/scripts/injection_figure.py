@@ -1,4 +1,4 @@
-from pan.beyond.firing import injected_maps
+from pan.beyond.firing_pans import injected_maps
 from pan.figures.beyond import write_injection_maps
 from pan.logs import log_to
 
