@@ -29,7 +29,6 @@ __all__ = [
     "FiringRecorder",
     "centre_groups",
     "firing_statistics",
-    "table_in_order",
     "write_firing_statistics",
 ]
 
@@ -82,7 +81,7 @@ class FiringRecorder:
         self.shapes: dict[str, tuple[int, int]] = {}
         self.windows: dict[tuple[str, int], list[np.ndarray]] = {}
         self.tables: list[tuple[tuple[int, int, int], pa.Table]] = []
-        """``((line order, layer index, map row), rows)``: sorted by key into :meth:`table`."""
+        """``((line order, layer index, map row), rows)``: sorted by key into the firing table."""
 
     def sink(self, layer, maps: torch.Tensor) -> None:
         maps = maps.float().cpu().numpy()
@@ -196,11 +195,15 @@ class FiringRecorder:
             schema=FIRING_SCHEMA,
         )
 
-    def table(self) -> pa.Table:
-        return table_in_order(self.tables)
+    def end_pass(self) -> None:
+        """After a pass over every batch: the clean pass freezes the centres, a line's is scored."""
+        if self.line is None:
+            self.freeze_centres()
+        else:
+            self.score_line()
 
 
-def table_in_order(tables: Sequence[tuple[tuple[int, int, int], pa.Table]]) -> pa.Table:
+def _table_in_order(tables: Sequence[tuple[tuple[int, int, int], pa.Table]]) -> pa.Table:
     """The firing table from keyed parts (of one or several recorders): controls, then lines,
     each by layer index and map row."""
     ordered = [table for _, table in sorted(tables, key=lambda item: item[0])]
@@ -268,16 +271,13 @@ def firing_statistics(
         recorder.line = line
 
     def after_line(variant: str, line: Line | None) -> None:
-        if line is None:
-            recorder.freeze_centres()
-        else:
-            recorder.score_line()
+        recorder.end_pass()
 
     with recording(groups[-1] if groups else [], recorder.sink):
         predictions = line_predictions(
             {"original": net}, batches, lines, black, ids, output_key, model, on_line, after_line, progress
         )
-    return table_in_order([*parts, *recorder.tables]), predictions
+    return _table_in_order([*parts, *recorder.tables]), predictions
 
 
 def _stopped_passes(
@@ -298,7 +298,7 @@ def _stopped_passes(
                     net(batch if line is None else inject(batch, line, black))
                 except LayerReached:
                     pass
-            recorder.freeze_centres() if line is None else recorder.score_line()
+            recorder.end_pass()
             done()
 
 
