@@ -40,9 +40,9 @@ __all__ = [
 ]
 
 DEFAULT_MICRO_BATCH = 4
-"""Images per forward pass. On a CPU small batches are the fast ones (EfficientNet-Lite0-2 on 2
-threads: 2.1-3.4x the images/s of 16, whose maps no longer fit the caches) and batches of 4, 8,
-16 or 64 gave bit-identical maps and logits there; 1 or 2 did not (oneDNN picks other kernels).
+"""Images per forward pass. On a CPU small batches are the fast ones: EfficientNet-Lite0-2 on 2
+threads run 4 images at 2.3-3.1x the images/s of 16, whose maps no longer fit the caches, and
+batches of 4, 8 and 16 gave bit-identical logits, 1 or 2 did not (``benchmarks/micro_batch.py``).
 On a GPU larger batches are faster: set ``micro_batch`` to 32-64 there."""
 PREFETCH_BATCHES = 2
 """Micro-batches decoded ahead of the forward pass: memory stays bounded by a few of them."""

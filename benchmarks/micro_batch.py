@@ -1,0 +1,47 @@
+"""Forward-pass speed against the micro-batch size, and whether the logits stay bit-identical.
+
+``python benchmarks/micro_batch.py [--models lite0 lite1 lite2] [--sizes 16 8 4 2 1]`` runs
+each EfficientNet-Lite model (real weights) over the same 64 seeded random inputs in
+micro-batches of each size, with the threads torch has (one warm-up batch first), and prints
+images/s and whether the logits equal those of the first size (``torch.equal``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from pan.capture.models import ModelSpec, load_model
+
+SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--models", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[16, 8, 4, 2, 1])
+    parser.add_argument("--images", type=int, default=64)
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for variant in args.models:
+        net = load_model(ModelSpec(name=variant, source="efficientnet_lite", variant=variant)).model.eval()
+        size = SIZES[variant]
+        inputs = torch.randn(args.images, 3, size, size, generator=torch.Generator().manual_seed(0))
+        reference = None
+        for batch in args.sizes:
+            with torch.inference_mode():
+                net(inputs[:batch])  # warm-up
+                start = time.perf_counter()
+                logits = torch.cat([net(inputs[i : i + batch]) for i in range(0, args.images, batch)])
+                seconds = time.perf_counter() - start
+            reference = logits if reference is None else reference
+            same = "reference" if logits is reference else str(torch.equal(logits, reference))
+            print(f"{variant}  micro-batch {batch:>3}: {args.images / seconds:7.1f} img/s  identical: {same}")
+
+
+if __name__ == "__main__":
+    main()
