@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from pan.core import bootstrap
 from pan.core.bootstrap import bootstrap_strengths, resample_weights, uncertainty_pass
 from pan.core.borders import BORDERS, border_samples, centre_samples
 from pan.core.ks import share_size
@@ -23,8 +24,13 @@ def scipy_strengths(border: np.ndarray, centre: np.ndarray, q: float) -> tuple[f
     return out[0], out[1]
 
 
+@pytest.mark.parametrize("way", ["per replicate", "segments, one neuron a group", "segments, one group"])
 @pytest.mark.parametrize("tied", [False, True])
-def test_replicates_equal_scipy_on_resampled_images(tied):
+def test_replicates_equal_scipy_on_resampled_images(tied, way, monkeypatch):
+    # Both ways to the weighted centre counts (per replicate; by segments, for large maps).
+    monkeypatch.setattr(bootstrap, "SEGMENT_RATIO", np.inf if way == "per replicate" else 0)
+    if way == "segments, one neuron a group":
+        monkeypatch.setattr(bootstrap, "GROUP_VALUES", 1)
     rng = np.random.default_rng(3)
     maps = rng.normal(size=(7, 3, 6, 7)).astype(np.float32)
     maps[:, 0, 0, :] += 1.5  # a top-row neuron
