@@ -24,12 +24,10 @@ def scipy_strengths(border: np.ndarray, centre: np.ndarray, q: float) -> tuple[f
     return out[0], out[1]
 
 
-@pytest.mark.parametrize("way", ["per replicate", "segments, one neuron a group", "segments, one group"])
+@pytest.mark.parametrize("grouped", [False, True])
 @pytest.mark.parametrize("tied", [False, True])
-def test_replicates_equal_scipy_on_resampled_images(tied, way, monkeypatch):
-    # Both ways to the weighted centre counts (per replicate; by segments, for large maps).
-    monkeypatch.setattr(bootstrap, "SEGMENT_RATIO", np.inf if way == "per replicate" else 0)
-    if way == "segments, one neuron a group":
+def test_replicates_equal_scipy_on_resampled_images(tied, grouped, monkeypatch):
+    if grouped:  # neurons one at a time (a large layer's cache-sized groups)
         monkeypatch.setattr(bootstrap, "GROUP_VALUES", 1)
     rng = np.random.default_rng(3)
     maps = rng.normal(size=(7, 3, 6, 7)).astype(np.float32)
