@@ -79,19 +79,16 @@ def sorted_with_images(values: np.ndarray, images: int) -> tuple[SortedSamples, 
     return samples, (combined & ((1 << shift) - 1)).astype(np.intp)
 
 
-def _truncated(at, below, le, lt, n1: int, n2: int, m: int, lt_max: np.ndarray, le_min: np.ndarray):
+def _truncated(at, below, le_n1, lt_n1, n1: int, n2: int, m: int) -> tuple[np.ndarray, np.ndarray]:
     """KS+ and KS- against the top and bottom ``m`` of a weighted centre, from the weighted
     counts (integers: the border's ``at``/``below`` out of ``n1``, the centre's ``le``/``lt``
-    out of ``n2``). As in :func:`pan.core.ks.cdf_statistics`, only the columns where the
-    truncated centre's CDF can exceed 0 (KS+) or fall short of 1 (KS-) are looked at: each
-    row's counts rise, so those are a suffix and a prefix found from the column extremes
-    ``lt_max`` and ``le_min`` (the same for every ``m``: the caller finds them once)."""
-    cut = n2 - m
-    start = int(np.searchsorted(lt_max, cut, side="right"))
-    plus = (np.maximum(lt[:, start:] - cut, 0) * n1 - below[:, start:] * m).max(axis=1, initial=0)
-    stop = int(np.searchsorted(le_min, m, side="left"))
-    minus = (at[:, :stop] * m - np.minimum(le[:, :stop], m) * n1).max(axis=1, initial=0)
-    return plus / (m * n1), minus / (m * n1)
+    out of ``n2``, given times ``n1``). The top ``m`` hold ``max(lt - (n2 - m), 0)`` of the
+    centre values below a point, the bottom ``m`` hold ``min(le, m)`` (:mod:`pan.core.ks`,
+    step 3); both clippings are left out: where one acts, the difference it would give is at
+    most 0, and both statistics are taken at least 0. The same integers, fewer passes."""
+    plus = np.subtract(lt_n1, below * m).max(axis=1) - (n2 - m) * n1
+    minus = np.subtract(at * m, le_n1).max(axis=1)
+    return np.maximum(plus, 0) / (m * n1), np.maximum(minus, 0) / (m * n1)
 
 
 def replicate_strengths(
@@ -118,13 +115,16 @@ def replicate_strengths(
         ]
         return np.concatenate(parts, axis=3)
     out = np.empty((len(weights), 2, len(borders), neurons))
-    cumulative = np.zeros((neurons, n2 + 1), dtype=np.int64)  # column 0: nothing below position 0
+    # The weighted centre counts are at most n2 times the largest weight: int32, where that fits,
+    # halves the traffic of the per-replicate sums; products with them are taken in int64.
+    count = np.int32 if n2 * int(weights.max(initial=0)) < np.iinfo(np.int32).max else np.int64
+    cumulative = np.zeros((neurons, n2 + 1), dtype=count)  # column 0: nothing below position 0
     # Positions in the flattened ``cumulative``, found once: one plain ``take`` per replicate.
     rows = (np.arange(neurons, dtype=np.intp) * (n2 + 1))[:, None]
     flat = [(lt + rows, None if np.array_equal(le, lt) else le + rows) for _, le, lt in borders]
     for r, weight in enumerate(weights):
+        np.cumsum(weight.astype(count)[centre_images], axis=1, dtype=count, out=cumulative[:, 1:])
         weight = weight.astype(np.int64)
-        np.cumsum(weight[centre_images], axis=1, out=cumulative[:, 1:])
         for b, (border_images, _, _) in enumerate(borders):
             n1 = border_images.shape[1]
             own = weight[border_images]
@@ -133,12 +133,13 @@ def replicate_strengths(
             lt_flat, le_flat = flat[b]
             lt_w = cumulative.take(lt_flat)
             le_w = cumulative.take(le_flat) if le_flat is not None else lt_w
-            largest = (at * n2 - le_w * n1).max(axis=1)
-            smallest = (lt_w * n1 - below * n2).max(axis=1)
+            lt_n1 = np.multiply(lt_w, n1, dtype=np.int64)
+            le_n1 = np.multiply(le_w, n1, dtype=np.int64) if le_flat is not None else lt_n1
+            largest = np.subtract(at * n2, le_n1).max(axis=1)
+            smallest = np.subtract(lt_n1, below * n2).max(axis=1)
             ks = np.maximum(np.maximum(largest, smallest), 0) / (n1 * n2)
-            lt_max, le_min = lt_w.max(axis=0), le_w.min(axis=0)
             for i, m in enumerate((min(n1, n2), share_size(n2, q))):
-                plus, minus = _truncated(at, below, le_w, lt_w, n1, n2, m, lt_max, le_min)
+                plus, minus = _truncated(at, below, le_n1, lt_n1, n1, n2, m)
                 out[r, i, b] = np.minimum(ks, np.maximum(plus, minus))
     return out
 
