@@ -24,11 +24,13 @@ def scipy_strengths(border: np.ndarray, centre: np.ndarray, q: float) -> tuple[f
     return out[0], out[1]
 
 
-@pytest.mark.parametrize("grouped", [False, True])
+@pytest.mark.parametrize("way", ["plain", "grouped", "int64"])
 @pytest.mark.parametrize("tied", [False, True])
-def test_replicates_equal_scipy_on_resampled_images(tied, grouped, monkeypatch):
-    if grouped:  # neurons one at a time (a large layer's cache-sized groups)
-        monkeypatch.setattr(bootstrap, "GROUP_VALUES", 1)
+def test_replicates_equal_scipy_on_resampled_images(tied, way, monkeypatch):
+    if way == "grouped":  # neurons one at a time (a large layer's cache-sized groups)
+        monkeypatch.setattr(bootstrap, "CHUNK_VALUES", 1)
+    if way == "int64":  # the centre sums of a centre too large for int32
+        monkeypatch.setattr(bootstrap, "_INT32_MAX", 0)
     rng = np.random.default_rng(3)
     maps = rng.normal(size=(7, 3, 6, 7)).astype(np.float32)
     maps[:, 0, 0, :] += 1.5  # a top-row neuron

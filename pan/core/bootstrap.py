@@ -27,7 +27,7 @@ import numpy as np
 from pan.core.borders import BORDERS, border_samples, centre_samples
 from pan.core.interior import INTERIOR_SCHEMA, interior_ks, interior_table
 from pan.core.ks import _MAGNITUDE, SortedSamples, _as_float32, _counts, share_size
-from pan.core.scoring import INTERVAL_COLUMNS
+from pan.core.scoring import CHUNK_VALUES, INTERVAL_COLUMNS
 
 __all__ = [
     "DEFAULT_REPLICATES",
@@ -101,12 +101,14 @@ def replicate_strengths(
 
     ``centre_images``: the image of each sorted centre value; ``borders``: per border the image
     of each sorted border value and the centre counts ``<=`` and ``<`` each (positions in the
-    sorted centre); ``weights``: :func:`resample_weights`. Counts stay integers (int64) and
+    sorted centre); ``weights``: :func:`resample_weights`. Counts stay integers (products in int64) and
     each statistic is one division, so no rounding enters before it.
     """
     neurons, n2 = centre_images.shape
-    group = max(1, GROUP_VALUES // (n2 + 1))
-    if neurons > group:  # neurons in groups: each replicate's cumulative sums stay in the cache
+    # Neurons in groups of the KS chunks' size, so that each replicate's sums stay in the cache
+    # (callers that pass a whole layer, as the origin and flip probes, gain 1.1-2.6x).
+    group = max(1, CHUNK_VALUES // (n2 + 1))
+    if neurons > group:
         parts = [
             replicate_strengths(
                 centre_images[start : start + group], _rows(borders, start, group), weights, q
@@ -117,7 +119,7 @@ def replicate_strengths(
     out = np.empty((len(weights), 2, len(borders), neurons))
     # The weighted centre counts are at most n2 times the largest weight: int32, where that fits,
     # halves the traffic of the per-replicate sums; products with them are taken in int64.
-    count = np.int32 if n2 * int(weights.max(initial=0)) < np.iinfo(np.int32).max else np.int64
+    count = np.int32 if n2 * int(weights.max(initial=0)) < _INT32_MAX else np.int64
     cumulative = np.zeros((neurons, n2 + 1), dtype=count)  # column 0: nothing below position 0
     # Positions in the flattened ``cumulative``, found once: one plain ``take`` per replicate.
     rows = (np.arange(neurons, dtype=np.intp) * (n2 + 1))[:, None]
@@ -144,11 +146,7 @@ def replicate_strengths(
     return out
 
 
-GROUP_VALUES = 1 << 19
-"""Centre values (4 MB of int64 cumulative sums) of the neurons whose replicates
-:func:`replicate_strengths` computes together: one neuron of a 112x112 map, many of a small one.
-The KS job's chunks are this size already; a caller that passes a whole layer (the origin and
-flip probes) gets 1.1-2.6x from it, since each replicate's sums then stay in the cache."""
+_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 def _rows(borders: list[tuple[np.ndarray, ...]], start: int, size: int) -> list[tuple[np.ndarray, ...]]:
@@ -206,7 +204,7 @@ def uncertainty_pass(
     q: float,
     weights: np.ndarray,
     threads: int = 1,
-    chunk_values: int = 1 << 19,
+    chunk_values: int = CHUNK_VALUES,
 ):
     """The bootstrap intervals of every neuron and border of ``maps`` ``(images, neurons, H,
     W)`` (``{column: (neurons * 4,)}`` in the KS table's row order: neuron, then T B L R) and
