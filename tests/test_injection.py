@@ -164,7 +164,8 @@ def test_rows_that_pass_without_any_line_do_not_count_as_firing():
 
 def test_firing_statistics_do_not_depend_on_the_layer_groups():
     """Each layer in a group of its own (every group but the last in passes stopped after it)
-    gives the table of one group of every layer, row for row, and the same predictions."""
+    gives the table of one group of every layer, row for row, and the same predictions; so
+    does scoring the rows on two threads."""
     net, images = beyond_net.build().eval(), beyond_net.batch()
     lines = plan_lines([0.0, 0.5, 1.0], ["zero", "copied"], 32, 32)
     batches, ids = [images[:8], images[8:]], [str(i) for i in range(16)]
@@ -174,4 +175,6 @@ def test_firing_statistics_do_not_depend_on_the_layer_groups():
     together, predictions = firing_statistics(net, batches, lines, torch.zeros(3), ids, groups=single)
     grouped, grouped_predictions = firing_statistics(net, batches, lines, torch.zeros(3), ids, groups=apart)
     assert grouped.equals(together) and grouped_predictions.equals(predictions)
+    threaded, _ = firing_statistics(net, batches, lines, torch.zeros(3), ids, groups=apart, threads=2)
+    assert threaded.equals(together)  # rows scored on two threads: the same table
     assert set(grouped["kind"].to_pylist()) == {"zero", "copied", "clean"}

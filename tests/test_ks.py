@@ -191,6 +191,22 @@ def test_layer_scored_by_a_thread_pool_matches_one_thread(monkeypatch):
     assert one.equals(pan.core.scoring.score_maps(maps, "layer", 0, threads=3))
 
 
+def test_borders_searched_on_threads_equal_one_thread():
+    """Groups of neurons on several threads (the firing and reach jobs): the same statistics,
+    both rules, to the bit, whatever the group sizes (7 neurons on 2 and 3 threads)."""
+    from pan.core.ks import borders_ks
+
+    rng = np.random.default_rng(6)
+    centre = SortedSamples(np.round(rng.normal(size=(7, 300)), 1).astype(np.float32))
+    borders = [SortedSamples(np.round(rng.normal(size=(7, n)), 1).astype(np.float32)) for n in (20, 5, 40)]
+    one = borders_ks(borders, centre, q=0.05)
+    for threads in (2, 3):
+        for got, want in zip(borders_ks(borders, centre, q=0.05, threads=threads), one, strict=True):
+            for name in ("ks", "ks_plus", "ks_minus", "ks_plus_q", "ks_minus_q"):
+                assert np.array_equal(getattr(got, name), getattr(want, name)), (threads, name)
+            assert (got.n_border, got.n_centre, got.n_q) == (want.n_border, want.n_centre, want.n_q)
+
+
 # The torch path (pan.ks_torch, for GPUs), run on the CPU: the same statistics bit for bit.
 
 

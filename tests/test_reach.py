@@ -56,6 +56,17 @@ def test_rows_at_each_distance_and_the_inner_centre():
         reach_maps(maps[:, :, :6, :6], "l", 0, max_distance=2)
 
 
+def test_reach_on_threads_equals_one_thread(monkeypatch):
+    import pan.core.scoring
+
+    maps = np.round(np.random.default_rng(7).normal(size=(3, 5, 10, 11)), 1).astype(np.float32)
+    monkeypatch.setattr(pan.core.scoring, "CHUNK_VALUES", 2 * 3 * 2 * 3)  # two neurons per group
+    one = reach_maps(maps, "l", 0, max_distance=3)
+    assert one.num_rows == 5 * 4 * 4
+    assert one.equals(reach_maps(maps, "l", 0, max_distance=3, threads=2))
+    assert one.equals(reach_maps(maps, "l", 0, max_distance=3, threads=3))
+
+
 def test_small_layers_are_skipped_and_listed(tmp_path):
     from pan.beyond.reach import read_skipped, score_reach
     from pan.core.dumps import LayerDump, write_manifest

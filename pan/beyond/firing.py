@@ -66,8 +66,10 @@ class FiringRecorder:
     from these, per layer, and scored before the centre is sorted into KS keys in place. Each
     line's counted rows are then scored against the centres (one line's rows in memory)."""
 
-    def __init__(self, input_size: tuple[int, int], images: int, lines: Sequence[Line] = ()):
-        self.input_size, self.images = input_size, images
+    def __init__(
+        self, input_size: tuple[int, int], images: int, lines: Sequence[Line] = (), threads: int = 1
+    ):
+        self.input_size, self.images, self.threads = input_size, images, threads
         self.line: Line | None = None
         self.controls = list(dict.fromkeys(clean_control(line) for line in lines))
         """The counted rows of each line position, recorded on the clean images (kind ``clean``)."""
@@ -168,7 +170,9 @@ class FiringRecorder:
         borders = [
             SortedSamples(window.transpose(1, 0, 2).reshape(window.shape[1], -1)) for window in rows.values()
         ]
-        for (line, r), result in zip(rows, borders_ks(borders, self.centres[name]), strict=True):
+        for (line, r), result in zip(
+            rows, borders_ks(borders, self.centres[name], threads=self.threads), strict=True
+        ):
             self.tables.append(((self.order[line], self.indices[name], r), self._rows(name, line, r, result)))
 
     def _rows(self, name: str, line: Line, r: int, result) -> pa.Table:
@@ -249,11 +253,12 @@ def firing_statistics(
     model: str = "model",
     progress: Callable[[int], None] = lambda n: None,
     groups: Sequence[Sequence] | None = None,
+    threads: int = 1,
 ) -> tuple[pa.Table, pl.DataFrame]:
     """The theta-free firing statistics of every analysed neuron (:data:`FIRING_SCHEMA`) and
     the ``original`` predictions. The deepest group of layers (:func:`centre_groups`) is
     recorded in the prediction passes; each earlier group in passes of its own, stopped after
-    its deepest layer. The table does not depend on the groups."""
+    its deepest layer; rows are scored on ``threads`` threads. The table depends on neither."""
     from pan.capture.inference import recording
 
     images = sum(len(batch) for batch in batches)
@@ -261,11 +266,11 @@ def firing_statistics(
     size = tuple(batches[0].shape[-2:])
     parts: list[tuple[tuple[int, int, int], pa.Table]] = []
     for group in groups[:-1]:
-        recorder = FiringRecorder(size, images, lines)
+        recorder = FiringRecorder(size, images, lines, threads)
         with recording(group, recorder.sink):
             _stopped_passes(net, batches, lines, black, group[-1], recorder, lambda: progress(images))
         parts += recorder.tables
-    recorder = FiringRecorder(size, images, lines)
+    recorder = FiringRecorder(size, images, lines, threads)
 
     def on_line(variant: str, line: Line | None) -> None:
         recorder.line = line
@@ -313,8 +318,10 @@ def write_firing_statistics(
     micro_batch: int,
     device: str = "auto",
     progress: TextIO | None = None,
+    threads: int = 1,
 ) -> None:
-    """The theta-free job: firing statistics and ``original`` predictions of one model."""
+    """The theta-free job: firing statistics and ``original`` predictions of one model (rows
+    scored on ``threads`` threads, the forward passes on torch's)."""
     import pyarrow.parquet as pq
 
     from pan.logs import image_progress
@@ -325,7 +332,16 @@ def write_firing_statistics(
     passes = len(records) * (1 + len(lines)) * len(groups)
     bar = image_progress(passes, f"lines {model.name} ({len(groups)} layer groups)", progress)
     firing, predictions = firing_statistics(
-        net, batches, lines, black, [r.id for r in records], model.output, model.name, bar.update, groups
+        net,
+        batches,
+        lines,
+        black,
+        [r.id for r in records],
+        model.output,
+        model.name,
+        bar.update,
+        groups,
+        threads,
     )
     bar.close()
     pq.write_table(firing, firing_out)

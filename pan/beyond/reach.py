@@ -36,9 +36,9 @@ import pyarrow.parquet as pq
 
 from pan.core.borders import BORDERS
 from pan.core.dumps import read_feature_maps, read_manifest
-from pan.core.ks import DEFAULT_SHARE, SortedSamples, border_ks
+from pan.core.ks import DEFAULT_SHARE, BorderKS, SortedSamples, borders_ks
 from pan.core.labelling import DEFAULT_THETA, RULES, check_theta, rule_expr
-from pan.core.scoring import CHUNK_VALUES, KS_SCHEMA
+from pan.core.scoring import KS_SCHEMA, over_chunks
 
 __all__ = [
     "DEFAULT_MAX_DISTANCE",
@@ -95,10 +95,15 @@ def distance_samples(maps: np.ndarray, distance: int) -> dict[str, np.ndarray]:
 
 
 def reach_maps(
-    maps: np.ndarray, layer: str, layer_index: int, max_distance: int, q: float = DEFAULT_SHARE
+    maps: np.ndarray,
+    layer: str,
+    layer_index: int,
+    max_distance: int,
+    q: float = DEFAULT_SHARE,
+    threads: int = 1,
 ) -> pa.Table:
     """KS, KS+ and KS- (both rules, share ``q``) of every neuron, border and distance
-    ``0..max_distance`` of ``maps``.
+    ``0..max_distance`` of ``maps``, groups of neurons scored on ``threads`` threads.
 
     Rows are ordered by neuron, border (T, B, L, R) and distance. Raises ``ValueError`` for
     maps without an inner centre (see :func:`fits`).
@@ -107,31 +112,19 @@ def reach_maps(
     if not fits(h, w, max_distance):
         raise ValueError(f"{h}x{w} maps have no inner centre beyond distance {max_distance}")
     inner = (h - 2 * max_distance - 2) * (w - 2 * max_distance - 2)
-    step = max(1, CHUNK_VALUES // max(1, n * inner))
-    parts: list[dict[str, np.ndarray]] = []
-    for start in range(0, c, step):
-        chunk = maps[:, start : start + step]
+
+    def score(start: int, stop: int) -> list[dict[str, np.ndarray]]:
+        chunk = maps[:, start:stop]
         centre = SortedSamples(inner_centre(chunk, max_distance), overwrite=True)
+        keys, lines = [], []  # every distance and border: one search per neuron
         for distance in range(max_distance + 1):
             for border, values in distance_samples(chunk, distance).items():
-                result = border_ks(SortedSamples(values, overwrite=True), centre, q)
-                size = len(result.ks)
-                parts.append(
-                    {
-                        "neuron": np.arange(start, start + size, dtype=np.int32),
-                        "border_rank": np.full(size, BORDERS.index(border)),
-                        "border": np.full(size, border, dtype=object),
-                        "distance": np.full(size, distance, dtype=np.int32),
-                        "ks": result.ks,
-                        "ks_plus": result.ks_plus,
-                        "ks_minus": result.ks_minus,
-                        "n_border": np.full(size, result.n_border, dtype=np.int64),
-                        "n_centre": np.full(size, result.n_centre, dtype=np.int64),
-                        "ks_plus_q": result.ks_plus_q,
-                        "ks_minus_q": result.ks_minus_q,
-                        "n_q": np.full(size, result.n_q, dtype=np.int64),
-                    }
-                )
+                keys.append((distance, border))
+                lines.append(SortedSamples(values, overwrite=True))
+        results = borders_ks(lines, centre, q)
+        return [_reach_rows(start, *key, result) for key, result in zip(keys, results, strict=True)]
+
+    parts = [rows for chunk in over_chunks(score, c, n * inner, threads) for rows in chunk]
     arrays = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     rows = len(arrays["neuron"])
     arrays["layer"] = np.full(rows, layer, dtype=object)
@@ -145,11 +138,35 @@ def reach_maps(
     )
 
 
+def _reach_rows(start: int, distance: int, border: str, result: BorderKS) -> dict[str, np.ndarray]:
+    """The columns of one border and distance of a group of neurons from ``start``."""
+    size = len(result.ks)
+    return {
+        "neuron": np.arange(start, start + size, dtype=np.int32),
+        "border_rank": np.full(size, BORDERS.index(border)),
+        "border": np.full(size, border, dtype=object),
+        "distance": np.full(size, distance, dtype=np.int32),
+        "ks": result.ks,
+        "ks_plus": result.ks_plus,
+        "ks_minus": result.ks_minus,
+        "n_border": np.full(size, result.n_border, dtype=np.int64),
+        "n_centre": np.full(size, result.n_centre, dtype=np.int64),
+        "ks_plus_q": result.ks_plus_q,
+        "ks_minus_q": result.ks_minus_q,
+        "n_q": np.full(size, result.n_q, dtype=np.int64),
+    }
+
+
 def score_reach(
-    dump_dir: str | Path, out: str | Path, max_distance: int = DEFAULT_MAX_DISTANCE, q: float = DEFAULT_SHARE
+    dump_dir: str | Path,
+    out: str | Path,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    q: float = DEFAULT_SHARE,
+    threads: int = 1,
 ) -> pa.Table:
-    """Score every layer of a model's activation dump (one layer in memory at a time) and write
-    the reach table to ``out``; layers too small for an inner centre are listed, not scored."""
+    """Score every layer of a model's activation dump (one layer in memory at a time, on
+    ``threads`` threads) and write the reach table to ``out``; layers too small for an inner
+    centre are listed, not scored."""
     dump_dir = Path(dump_dir)
     tables, skipped = [], []
     for layer in read_manifest(dump_dir)["layers"]:
@@ -157,7 +174,7 @@ def score_reach(
             skipped.append({key: layer[key] for key in ("name", "index", "height", "width")})
             continue
         maps = read_feature_maps(dump_dir / layer["file"])
-        tables.append(reach_maps(maps, layer["name"], layer["index"], max_distance, q))
+        tables.append(reach_maps(maps, layer["name"], layer["index"], max_distance, q, threads))
         del maps
     table = pa.concat_tables(tables) if tables else REACH_SCHEMA.empty_table()
     meta = {"max_distance": str(max_distance), "skipped": json.dumps(skipped)}

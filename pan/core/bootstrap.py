@@ -20,14 +20,12 @@ replicate, no sort and no search.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from pan.core.borders import BORDERS, border_samples, centre_samples
 from pan.core.interior import INTERIOR_SCHEMA, interior_ks, interior_table
 from pan.core.ks import _MAGNITUDE, SortedSamples, _as_float32, _counts, share_size
-from pan.core.scoring import CHUNK_VALUES, INTERVAL_COLUMNS
+from pan.core.scoring import CHUNK_VALUES, INTERVAL_COLUMNS, over_chunks
 
 __all__ = [
     "DEFAULT_REPLICATES",
@@ -210,19 +208,11 @@ def uncertainty_pass(
     W)`` (``{column: (neurons * 4,)}`` in the KS table's row order: neuron, then T B L R) and
     the layer's interior-line rows (:data:`pan.core.interior.INTERIOR_SCHEMA`)."""
     n, c, h, w = maps.shape
-    step = max(1, chunk_values // max(1, n * max(h - 2, 0) * max(w - 2, 0)))
-    if threads > 1:
-        step = min(step, -(-c // (4 * threads)))
-    starts = list(range(0, c, step))
 
-    def run(start: int):
-        return start, *_chunk_pass(maps[:, start : start + step], q, weights)
+    def run(start: int, stop: int):
+        return start, *_chunk_pass(maps[:, start:stop], q, weights)
 
-    if threads > 1 and len(starts) > 1:
-        with ThreadPoolExecutor(min(threads, len(starts)), thread_name_prefix="bootstrap") as pool:
-            done = list(pool.map(run, starts))
-    else:
-        done = [run(start) for start in starts]
+    done = over_chunks(run, c, n * max(h - 2, 0) * max(w - 2, 0), threads, chunk_values)
     # (borders, neurons) per chunk -> neuron-major rows, T B L R within a neuron
     intervals = {
         name: np.concatenate([parts[name].T for _, parts, _ in done]).reshape(-1) for name in INTERVAL_COLUMNS

@@ -42,7 +42,8 @@ same way and does the float64 arithmetic of step 2-3 gives the same statistics b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -80,6 +81,13 @@ class SortedSamples:
         samples.neurons, samples.size = ordered.shape
         samples.keys = _order_keys(np.array(ordered, dtype=np.float32))
         return samples
+
+    def neuron_range(self, start: int, stop: int) -> SortedSamples:
+        """The samples of neurons ``start .. stop`` (a view: no copy, no new sort)."""
+        part = SortedSamples.__new__(SortedSamples)
+        part.keys = self.keys[start:stop]
+        part.neurons, part.size = part.keys.shape
+        return part
 
     def counts_below(self, other: SortedSamples) -> tuple[np.ndarray, np.ndarray]:
         """For every value of ``other`` (same neurons), how many values of its neuron here are
@@ -225,12 +233,45 @@ def border_ks(
 
 
 def borders_ks(
-    borders: Sequence[SortedSamples], centre: SortedSamples, q: float | None = None
+    borders: Sequence[SortedSamples], centre: SortedSamples, q: float | None = None, threads: int = 1
 ) -> list[BorderKS]:
-    """:func:`border_ks` of several borders against one centre, with one search per neuron."""
+    """:func:`border_ks` of several borders against one centre, with one search per neuron;
+    ``threads > 1`` searches groups of neurons on that many threads (numpy releases the GIL;
+    each neuron's statistics do not depend on its group, so the result is the same)."""
     for border in borders:
         if border.neurons != centre.neurons:
             raise ValueError(f"{border.neurons} border neurons against {centre.neurons} centre ones")
+    neurons = centre.neurons
+    if threads > 1 and neurons > 1 and centre.size:
+        step = -(-neurons // (4 * threads))  # a few groups per thread, so that none waits long
+
+        def score(start: int) -> list[BorderKS]:
+            stop = start + step
+            return _borders_ks(
+                [b.neuron_range(start, stop) for b in borders], centre.neuron_range(start, stop), q
+            )
+
+        with ThreadPoolExecutor(min(threads, -(-neurons // step)), thread_name_prefix="ks") as pool:
+            groups = list(pool.map(score, range(0, neurons, step)))
+        return [_joined([group[i] for group in groups]) for i in range(len(borders))]
+    return _borders_ks(borders, centre, q)
+
+
+def _joined(parts: Sequence[BorderKS]) -> BorderKS:
+    """One :class:`BorderKS` from those of consecutive groups of neurons."""
+    first = parts[0]
+    return BorderKS(
+        **{
+            f.name: np.concatenate([getattr(p, f.name) for p in parts])
+            if isinstance(getattr(first, f.name), np.ndarray)
+            else getattr(first, f.name)
+            for f in fields(BorderKS)
+        }
+    )
+
+
+def _borders_ks(borders: Sequence[SortedSamples], centre: SortedSamples, q: float | None) -> list[BorderKS]:
+    """:func:`borders_ks` of one group of neurons, on the calling thread."""
     n2 = centre.size
     sizes = [border.size for border in borders]
     if n2 == 0:

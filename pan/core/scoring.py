@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -41,6 +42,7 @@ __all__ = [
     "check_finite",
     "default_threads",
     "ks_table_files",
+    "over_chunks",
     "read_ks_tables",
     "resolve_device",
     "score_dump",
@@ -147,28 +149,43 @@ def score_maps(
     return _table(chunks, layer, layer_index)
 
 
+T = TypeVar("T")
+
+
+def over_chunks(
+    score: Callable[[int, int], T],
+    neurons: int,
+    values_per_neuron: int,
+    threads: int = 1,
+    chunk_values: int = CHUNK_VALUES,
+) -> list[T]:
+    """``score(start, stop)`` of consecutive groups of neurons, in order: at most
+    ``chunk_values`` values each (at least one neuron) and, with ``threads > 1``, a few
+    groups per thread (so that none waits long for the last one), scored by a thread pool."""
+    step = max(1, chunk_values // max(1, values_per_neuron))
+    if threads > 1:
+        step = min(step, -(-neurons // (4 * threads)))
+    starts = range(0, neurons, step)
+    threads = min(threads, len(starts))
+    if threads <= 1:
+        return [score(start, start + step) for start in starts]
+    with ThreadPoolExecutor(threads, thread_name_prefix="ks") as pool:
+        return list(pool.map(lambda start: score(start, start + step), starts))
+
+
 def _score_chunks_numpy(
     maps: np.ndarray, threads: int | None, q: float | None = None
 ) -> list[tuple[int, list[BorderKS]]]:
     """``(first neuron, [T, B, L, R results])`` per chunk of neurons, in neuron order."""
     n, c, h, w = maps.shape
-    threads = threads or default_threads()
-    step = max(1, CHUNK_VALUES // max(1, n * max(h - 2, 0) * max(w - 2, 0)))
-    if threads > 1:  # a few chunks per thread, so that none waits long for the last one
-        step = min(step, -(-c // (4 * threads)))
-    starts = range(0, c, step)
 
-    def score(start: int) -> tuple[int, list[BorderKS]]:
-        chunk = maps[:, start : start + step]
+    def score(start: int, stop: int) -> tuple[int, list[BorderKS]]:
+        chunk = maps[:, start:stop]
         centre = SortedSamples(centre_samples(chunk), overwrite=True)  # a fresh copy: sort in place
         borders = [SortedSamples(v, overwrite=True) for v in border_samples(chunk).values()]
         return start, borders_ks(borders, centre, q)
 
-    threads = min(threads, len(starts))
-    if threads <= 1:
-        return [score(start) for start in starts]
-    with ThreadPoolExecutor(threads, thread_name_prefix="ks") as pool:
-        return list(pool.map(score, starts))
+    return over_chunks(score, c, n * max(h - 2, 0) * max(w - 2, 0), threads or default_threads())
 
 
 def _table(chunks: list[tuple[int, list[BorderKS]]], layer: str, layer_index: int) -> pa.Table:

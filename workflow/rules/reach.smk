@@ -15,7 +15,7 @@ rule reach_stats:
         "results/logs/reach/{model}.log",
     benchmark:
         "results/benchmarks/reach/{model}.tsv"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=lambda wildcards, attempt: 1500 * attempt,
         runtime=lambda wildcards, attempt: 20 * attempt,

@@ -13,4 +13,5 @@ with log_to(snakemake.log[0]):
         snakemake.output.original,
         micro_batch=snakemake.params.micro_batch,
         device=snakemake.params.device,
+        threads=snakemake.threads,
     )
