@@ -91,6 +91,7 @@ def flip_strengths(
     seed: int = DEFAULT_SEED,
     progress: TextIO | None = None,
     q: float = DEFAULT_SHARE,
+    threads: int = 1,
 ) -> pl.DataFrame:
     """Strengths (:data:`pan.beyond.probe.STRENGTH_COLUMNS`, both rules, the share rule at ``q``) of
     the PANs of ``labels`` on the batch as it is (``original``) and flipped (:data:`FLIPS`):
@@ -109,6 +110,7 @@ def flip_strengths(
         seed,
         q,
         progress,
+        threads,
     )
 
 
@@ -205,10 +207,11 @@ def write_flip(
     replicates: int = DEFAULT_REPLICATES,
     seed: int = DEFAULT_SEED,
     q: float = DEFAULT_SHARE,
+    threads: int = 1,
 ) -> pl.DataFrame:
     """:func:`flip_verdicts` of the configured ``model`` (a ModelSpec) on the §3 batch
     ``images`` (an ImageSpec) for the PANs of the label file ``labels`` under both rules (the
-    share rule at ``q``), written to ``out``."""
+    share rule at ``q``), written to ``out``; layers' intervals on ``threads`` threads."""
     from pan.capture.images import image_records
     from pan.capture.models import load_model
 
@@ -224,6 +227,7 @@ def write_flip(
         replicates,
         seed,
         q=q,
+        threads=threads,
     )
     verdicts = flip_verdicts(strengths, table, theta)
     verdicts.write_parquet(out)

@@ -97,6 +97,7 @@ def origin_strengths(
     seed: int = DEFAULT_SEED,
     progress: TextIO | None = None,
     q: float = DEFAULT_SHARE,
+    threads: int = 1,
 ) -> pl.DataFrame:
     """Strengths (:data:`pan.beyond.probe.STRENGTH_COLUMNS`, both rules, the share rule at ``q``) of
     the PANs of ``labels`` under the four :data:`CONDITIONS`, over ``records`` preprocessed by
@@ -115,6 +116,7 @@ def origin_strengths(
         seed,
         q,
         progress,
+        threads,
     )
 
 
@@ -273,10 +275,12 @@ def write_origin(
     seed: int = DEFAULT_SEED,
     strengths_out: str | Path | None = None,
     q: float = DEFAULT_SHARE,
+    threads: int = 1,
 ) -> pl.DataFrame:
     """:func:`label_origin` of the configured ``model`` (a ModelSpec) on the §3 batch ``images``
     (an ImageSpec) for the PANs of the label file ``labels`` under both rules (the share rule at
-    ``q``), written to ``out`` (the strengths too, to ``strengths_out``)."""
+    ``q``), written to ``out`` (the strengths too, to ``strengths_out``); layers' intervals on
+    ``threads`` threads."""
     from pan.capture.images import image_records
     from pan.capture.models import load_model
 
@@ -284,7 +288,16 @@ def write_origin(
     loaded = load_model(model)
     records = image_records(images)
     strengths = origin_strengths(
-        loaded.model, records, loaded.transform, table, micro_batch, device, replicates, seed, q=q
+        loaded.model,
+        records,
+        loaded.transform,
+        table,
+        micro_batch,
+        device,
+        replicates,
+        seed,
+        q=q,
+        threads=threads,
     )
     if strengths_out is not None:
         strengths.write_parquet(strengths_out)

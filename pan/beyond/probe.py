@@ -23,6 +23,7 @@ both interval ends fall on the same side of theta (:func:`plausible`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
@@ -280,9 +281,11 @@ def probe_strengths(
     seed: int = DEFAULT_SEED,
     q: float = DEFAULT_SHARE,
     progress: TextIO | None = None,
+    threads: int = 1,
 ) -> pl.DataFrame:
     """:data:`STRENGTH_COLUMNS` of the PANs of ``labels`` (:func:`pan_channels`: both rules') under
-    the conditions ``passes`` produces, over ``records`` preprocessed by ``transform``.
+    the conditions ``passes`` produces, over ``records`` preprocessed by ``transform``; the
+    layers' strengths and intervals are computed on ``threads`` threads (the same table).
 
     ``passes(net, pans, batches, device, on_batch)`` runs the forward passes and returns
     ``condition -> layer -> (images, len(neurons), H, W)`` (``pans``: :func:`pan_channels`), the
@@ -302,13 +305,14 @@ def probe_strengths(
     maps = passes(net, pans, batches, target, bar.update)
     bar.close()
     reference = next(iter(maps))
-    tables = [
-        strength_table(
-            layer, index, neurons, {c: m[layer] for c, m in maps.items()}, replicates, seed, reference, q
-        )
-        for layer, (index, neurons) in pans.items()
-    ]
-    return pl.concat(tables)
+
+    def layer_table(layer: str) -> pl.DataFrame:
+        index, neurons = pans[layer]
+        conditions = {c: m[layer] for c, m in maps.items()}
+        return strength_table(layer, index, neurons, conditions, replicates, seed, reference, q)
+
+    with ThreadPoolExecutor(max(1, threads), thread_name_prefix="probe") as pool:
+        return pl.concat(list(pool.map(layer_table, pans)))
 
 
 def per_rule(tables: Mapping[str, pl.DataFrame]) -> list[tuple[tuple[str, str], pl.DataFrame]]:

@@ -13,5 +13,6 @@ with log_to(snakemake.log[0]):
         replicates=snakemake.params.origin.replicates,
         seed=snakemake.params.origin.seed,
         q=snakemake.params.q,
+        threads=snakemake.threads,
         strengths_out=snakemake.output.strengths,
     )
