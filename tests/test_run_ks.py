@@ -64,7 +64,7 @@ def test_in_memory_scores_equal_the_scores_of_the_dump(tiny, tmp_path, condition
     assert json.loads((tmp_path / "b.json").read_text())["images"] == in_memory["images"]
 
 
-def test_map_groups_keep_depth_order_within_the_budget():
+def test_map_groups_keep_depth_order_within_the_budget_filled_from_the_back():
     shapes = {
         "input_size": 8,
         "parameters": 10,
@@ -75,6 +75,8 @@ def test_map_groups_keep_depth_order_within_the_budget():
     assert map_groups(shapes, 1000, budget_mb=2.5) == [["a", "b"], ["c", "d"]]
     assert map_groups(shapes, 1000, budget_mb=0.5) == [["a"], ["b"], ["c"], ["d"]]
     assert map_groups(shapes, 1000) == [["a", "b", "c", "d"]]
+    # filled from the deepest layer back: the earlier group's pass stops sooner
+    assert map_groups({**shapes, "layers": shapes["layers"][:3]}, 1000, budget_mb=2.5) == [["a"], ["b", "c"]]
     assert in_memory_ks_mem_mb(shapes, 1000, budget_mb=2.5) < in_memory_ks_mem_mb(shapes, 1000)
 
 
