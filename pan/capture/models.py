@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .transform import EvalTransform, imagenet_categories
+
 if TYPE_CHECKING:  # torch loads lazily: validating a config must not cost a torch import
     import torch
     from torch import nn
@@ -37,7 +39,6 @@ __all__ = [
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SOURCES = ("torchvision", "timm", "efficientnet_lite", "python", "onnx")
-CHANNEL_ORDERS = ("rgb", "bgr")
 INIT_SEED = 0
 """Seed of the default initialisation of models built with ``pretrained: false``."""
 EFFICIENTNET_LITE_VARIANTS = ("lite0", "lite1", "lite2")
@@ -166,21 +167,12 @@ def check_crop(input_size: int, resize_size: int, model: str = "model") -> None:
 
 
 def eval_transform(input_size: int, resize_size: int, mean, std) -> Callable[[Any], torch.Tensor]:
-    """Resize the short side, centre-crop, convert to a tensor and normalise (PIL input).
+    """Resize the short side, centre-crop, convert to a tensor and normalise (PIL input):
+    :class:`pan.capture.transform.EvalTransform`, torchvision's transforms to the bit.
 
     A ``resize_size`` below ``input_size`` is refused (:func:`check_crop`)."""
-    from torchvision import transforms
-
     check_crop(input_size, resize_size)
-
-    return transforms.Compose(
-        [
-            transforms.Resize(resize_size, interpolation=transforms.InterpolationMode.BILINEAR),
-            transforms.CenterCrop(input_size),
-            transforms.ToTensor(),
-            transforms.Normalize(mean, std),
-        ]
-    )
+    return EvalTransform(input_size, resize_size, tuple(mean), tuple(std))
 
 
 def load_model(spec: ModelSpec, init_seed: int = INIT_SEED) -> LoadedModel:
@@ -314,12 +306,6 @@ def _timm(spec: ModelSpec) -> LoadedModel:
         config["crop_pct"] = config["input_size"][-1] / spec.resize_size
     categories = imagenet_categories() if model.num_classes == IMAGENET_CLASSES else None
     return LoadedModel(spec, model, create_transform(**config), categories, int(config["input_size"][-1]))
-
-
-def imagenet_categories() -> list[str]:
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
-
-    return list(_IMAGENET_CATEGORIES)
 
 
 def _torchvision(spec: ModelSpec) -> LoadedModel:

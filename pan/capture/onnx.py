@@ -82,7 +82,8 @@ def onnx_file(spec) -> Path:
 def check_onnx_keys(spec) -> None:
     """The keys of any model spec that this module serves: ``channel_order`` (onnx and python
     models) and, for onnx models, :func:`check_onnx_spec`; elsewhere the onnx keys are refused."""
-    from .models import CHANNEL_ORDERS, ModelSpecError
+    from .models import ModelSpecError
+    from .transform import CHANNEL_ORDERS
 
     where = f"model {spec.name!r}"
     if spec.channel_order not in CHANNEL_ORDERS:
@@ -96,17 +97,11 @@ def check_onnx_keys(spec) -> None:
 
 
 def with_channel_order(transform, order: str):
-    """``transform`` (a ``Compose`` ending in ``Normalize``) feeding ``order`` (``bgr``) channels:
-    reordered before normalising, so ``mean`` and ``std`` are in that order."""
-    from torchvision import transforms
+    """``transform`` (an :class:`pan.capture.transform.EvalTransform`) feeding ``order``
+    (``bgr``) channels: reordered before normalising, so ``mean`` and ``std`` are in that order."""
+    from dataclasses import replace
 
-    steps = transform.transforms
-    return transforms.Compose([*steps[:-1], transforms.Lambda(_flip_channels), steps[-1]])
-
-
-def _flip_channels(image):
-    """RGB to BGR (a top-level function, so the transform pickles)."""
-    return image.flip(0)
+    return replace(transform, channel_order=order)
 
 
 def check_onnx_spec(spec) -> None:
