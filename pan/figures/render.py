@@ -4,17 +4,18 @@ Every figure of the workflow goes through :func:`save_chart`, so all share one l
 sizes) and none is written without data. PNGs are sized for a screen (at most
 :data:`PNG_MAX_WIDTH` pixels wide) and stored with a 256-colour palette: charts have few
 colours, so a PAN card shrinks from about 1.1 MB to about 0.13 MB and the report stays light.
-The HTML loads Vega from one shared bundle, ``vega-embed-<hash>.js`` in the nearest folder
-named ``figures`` above it (else beside it), instead of carrying its own 0.9 MB copy.
+The HTML loads Vega from one shared bundle, ``vega-embed-<versions>.js`` in the nearest folder
+named ``figures`` above it (else beside it), instead of carrying its own 0.9 MB copy; the bundle
+is built (1.2 s in vl-convert) only by the first figure job that finds it missing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import altair as alt
+import jinja2
 from PIL import Image
 
 __all__ = [
@@ -75,35 +76,57 @@ def save_chart(chart: alt.TopLevelMixin, html: str | Path, png: str | Path) -> N
     chart = styled(chart)
     for path in (html, png):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    chart.save(str(html), inline=True)
-    share_vega_bundle(html)
+    source = Path(os.path.relpath(shared_vega_bundle(html), Path(html).parent)).as_posix()
+    chart.save(str(html), template=jinja2.Template(_PAGE.replace("BUNDLE_SOURCE", source)))
     chart.save(str(png), scale_factor=PNG_SCALE)
     shrink_png(png)
 
 
-_BUNDLE_START = '<script type="text/javascript">\n    // vega-embed.js bundle'
+_PAGE = """\
+<!DOCTYPE html>
+<html>
+<head>
+  <meta charset="UTF-8">
+  <style>
+    #{{ output_div }}.vega-embed {
+      width: 100%;
+      display: flex;
+    }
+
+    #{{ output_div }}.vega-embed details,
+    #{{ output_div }}.vega-embed details summary {
+      position: relative;
+    }
+  </style>
+  <script type="text/javascript" src="BUNDLE_SOURCE"></script>
+</head>
+<body>
+<div class="vega-visualization" id="{{ output_div }}"></div>
+<script type="text/javascript">
+  const spec = {{ spec }};
+  const embedOpt = {{ embed_options }};
+  vegaEmbed('#{{ output_div }}', spec, embedOpt).catch(console.error);
+</script>
+</body>
+</html>
+"""
+"""Altair's offline ("inline") page with the Vega bundle loaded from a file instead of inlined."""
 
 
-def share_vega_bundle(html: str | Path) -> Path:
-    """Move the Vega bundle that Altair inlined into ``html`` to a shared file; return its path.
+def shared_vega_bundle(html: str | Path) -> Path:
+    """The Vega, Vega-Lite and vega-embed bundle that the page ``html`` loads: one file in the
+    nearest folder named ``figures`` above ``html`` (else beside it), named by the Vega-Lite
+    and vl-convert versions that make it, and built and written (atomically) when missing."""
+    import vl_convert
 
-    The file is named by a hash of its content and written once (atomically), in the nearest
-    folder named ``figures`` above ``html`` or else beside it; ``html`` then loads it by a
-    relative ``<script src>``, so it still opens offline.
-    """
     html = Path(html)
-    text = html.read_text()
-    start = text.index(_BUNDLE_START)
-    end = text.index("</script>", start) + len("</script>")
-    script = text[text.index("\n", start + len(_BUNDLE_START)) + 1 : end - len("</script>")]
     folder = next((p for p in html.parents if p.name == "figures"), html.parent)
-    bundle = folder / f"vega-embed-{hashlib.sha256(script.encode()).hexdigest()[:12]}.js"
+    vega_lite = "_".join(alt.SCHEMA_VERSION.split(".")[:2])  # as Altair names it for vl-convert
+    bundle = folder / f"vega-embed-{vega_lite}-vlc{vl_convert.__version__}.js"
     if not bundle.exists():
         partial = bundle.with_name(f"{bundle.name}.{os.getpid()}.part")
-        partial.write_text(script)
+        partial.write_text(vl_convert.javascript_bundle(vl_version=vega_lite))
         os.replace(partial, bundle)
-    source = Path(os.path.relpath(bundle, html.parent)).as_posix()
-    html.write_text(f'{text[:start]}<script type="text/javascript" src="{source}"></script>{text[end:]}')
     return bundle
 
 
