@@ -43,7 +43,15 @@ import polars as pl
 from pan.core.ks import DEFAULT_SHARE
 from pan.core.labelling import DEFAULT_THETA, PAN_TYPES, check_theta, rule_view
 
-from .probe import DEFAULT_REPLICATES, DEFAULT_SEED, capture_channels, label_rules, per_rule, probe_strengths
+from .probe import (
+    DEFAULT_REPLICATES,
+    DEFAULT_SEED,
+    capture_channels,
+    configured_strengths,
+    label_rules,
+    per_rule,
+    probe_strengths,
+)
 
 __all__ = [
     "FLIPS",
@@ -212,22 +220,9 @@ def write_flip(
     """:func:`flip_verdicts` of the configured ``model`` (a ModelSpec) on the §3 batch
     ``images`` (an ImageSpec) for the PANs of the label file ``labels`` under both rules (the
     share rule at ``q``), written to ``out``; layers' intervals on ``threads`` threads."""
-    from pan.capture.images import image_records
-    from pan.capture.models import load_model
-
     table = pl.read_parquet(labels)
-    loaded = load_model(model)
-    strengths = flip_strengths(
-        loaded.model,
-        image_records(images),
-        loaded.transform,
-        table,
-        micro_batch,
-        device,
-        replicates,
-        seed,
-        q=q,
-        threads=threads,
+    strengths = configured_strengths(
+        flip_strengths, model, images, table, micro_batch, device, replicates, seed, q, threads
     )
     verdicts = flip_verdicts(strengths, table, theta)
     verdicts.write_parquet(out)

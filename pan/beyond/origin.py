@@ -55,7 +55,15 @@ import polars as pl
 from pan.core.ks import DEFAULT_SHARE
 from pan.core.labelling import DEFAULT_THETA, PAN_TYPES, check_theta, rule_view
 
-from .probe import DEFAULT_REPLICATES, DEFAULT_SEED, label_rules, per_rule, plausible, probe_strengths
+from .probe import (
+    DEFAULT_REPLICATES,
+    DEFAULT_SEED,
+    configured_strengths,
+    label_rules,
+    per_rule,
+    plausible,
+    probe_strengths,
+)
 
 __all__ = [
     "CONDITIONS",
@@ -281,23 +289,9 @@ def write_origin(
     (an ImageSpec) for the PANs of the label file ``labels`` under both rules (the share rule at
     ``q``), written to ``out`` (the strengths too, to ``strengths_out``); layers' intervals on
     ``threads`` threads."""
-    from pan.capture.images import image_records
-    from pan.capture.models import load_model
-
     table = pl.read_parquet(labels)
-    loaded = load_model(model)
-    records = image_records(images)
-    strengths = origin_strengths(
-        loaded.model,
-        records,
-        loaded.transform,
-        table,
-        micro_batch,
-        device,
-        replicates,
-        seed,
-        q=q,
-        threads=threads,
+    strengths = configured_strengths(
+        origin_strengths, model, images, table, micro_batch, device, replicates, seed, q, threads
     )
     if strengths_out is not None:
         strengths.write_parquet(strengths_out)

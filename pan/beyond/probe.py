@@ -46,6 +46,7 @@ __all__ = [
     "STRENGTH_SCHEMA",
     "border_strengths",
     "capture_channels",
+    "configured_strengths",
     "label_rules",
     "pan_channels",
     "per_rule",
@@ -313,6 +314,39 @@ def probe_strengths(
 
     with ThreadPoolExecutor(max(1, threads), thread_name_prefix="probe") as pool:
         return pl.concat(list(pool.map(layer_table, pans)))
+
+
+def configured_strengths(
+    strengths: Callable[..., pl.DataFrame],
+    model,
+    images,
+    labels: pl.DataFrame,
+    micro_batch: int,
+    device: str,
+    replicates: int,
+    seed: int,
+    q: float,
+    threads: int,
+) -> pl.DataFrame:
+    """``strengths`` (a probe: :func:`pan.beyond.origin.origin_strengths`,
+    :func:`pan.beyond.flip.flip_strengths`) of the configured ``model`` (a ModelSpec) on the
+    images of ``images`` (an ImageSpec)."""
+    from pan.capture.images import image_records
+    from pan.capture.models import load_model
+
+    loaded = load_model(model)
+    return strengths(
+        loaded.model,
+        image_records(images),
+        loaded.transform,
+        labels,
+        micro_batch,
+        device,
+        replicates,
+        seed,
+        q=q,
+        threads=threads,
+    )
 
 
 def per_rule(tables: Mapping[str, pl.DataFrame]) -> list[tuple[tuple[str, str], pl.DataFrame]]:
