@@ -105,6 +105,8 @@ class _Sampler(threading.Thread):
                 job = self.jobs[proc.pid] = dict(
                     rule=rule, wildcards=wildcards, start=created, end=now, peak_mb=0.0, cpu_s=0.0, written=0
                 )
+            elif job["rule"] == "?":  # first seen while Snakemake was still writing its script
+                job["rule"], job["wildcards"] = _job_of_script(script)
             procs = [proc]
             try:
                 procs += proc.children(recursive=True)
