@@ -165,13 +165,12 @@ def test_scoring_a_layer_sorts_copies_never_the_maps(images):
 
 
 def test_layer_scored_in_cache_sized_chunks_matches_scipy(monkeypatch):
+    import pan.core.chunks
     import pan.core.scoring
 
     rng = np.random.default_rng(4)
     maps = np.round(rng.normal(size=(3, 7, 6, 5)), 1).astype(np.float32)  # ties within and across regions
-    monkeypatch.setattr(
-        pan.core.scoring, "CHUNK_VALUES", 2 * 3 * 4 * 3
-    )  # two neurons per chunk, one left over
+    monkeypatch.setattr(pan.core.chunks, "CHUNK_VALUES", 2 * 3 * 4 * 3)  # two neurons a chunk, one left
     table = pan.core.scoring.score_maps(maps, "layer", 0)
     centre = centre_samples(maps)
     for row in table.to_pylist():
@@ -182,25 +181,29 @@ def test_layer_scored_in_cache_sized_chunks_matches_scipy(monkeypatch):
 
 
 def test_layer_scored_by_a_thread_pool_matches_one_thread(monkeypatch):
+    import pan.core.chunks
     import pan.core.scoring
 
     maps = np.round(np.random.default_rng(5).normal(size=(2, 9, 6, 7)), 1).astype(np.float32)
-    monkeypatch.setattr(pan.core.scoring, "CHUNK_VALUES", 2 * 4 * 5 * 2)  # two neurons per chunk
+    monkeypatch.setattr(pan.core.chunks, "CHUNK_VALUES", 2 * 4 * 5 * 2)  # two neurons per chunk
     one = pan.core.scoring.score_maps(maps, "layer", 0, threads=1)
     assert one.equals(pan.core.scoring.score_maps(maps, "layer", 0, threads=2))
     assert one.equals(pan.core.scoring.score_maps(maps, "layer", 0, threads=3))
 
 
-def test_borders_searched_on_threads_equal_one_thread():
-    """Groups of neurons on several threads (the firing and reach jobs): the same statistics,
-    both rules, to the bit, whatever the group sizes (7 neurons on 2 and 3 threads)."""
+def test_borders_searched_in_groups_on_threads_equal_one_search(monkeypatch):
+    """Groups of neurons, cache-sized and on several threads (the firing and reach jobs): the
+    same statistics, both rules, to the bit, whatever the group sizes (7 neurons in groups of
+    2 on one thread, on 2 and on 3 threads)."""
+    import pan.core.chunks
     from pan.core.ks import borders_ks
 
     rng = np.random.default_rng(6)
     centre = SortedSamples(np.round(rng.normal(size=(7, 300)), 1).astype(np.float32))
     borders = [SortedSamples(np.round(rng.normal(size=(7, n)), 1).astype(np.float32)) for n in (20, 5, 40)]
     one = borders_ks(borders, centre, q=0.05)
-    for threads in (2, 3):
+    monkeypatch.setattr(pan.core.chunks, "CHUNK_VALUES", 2 * 300)  # two neurons per group
+    for threads in (1, 2, 3):
         for got, want in zip(borders_ks(borders, centre, q=0.05, threads=threads), one, strict=True):
             for name in ("ks", "ks_plus", "ks_minus", "ks_plus_q", "ks_minus_q"):
                 assert np.array_equal(getattr(got, name), getattr(want, name)), (threads, name)

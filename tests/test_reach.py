@@ -56,13 +56,14 @@ def test_rows_at_each_distance_and_the_inner_centre():
         reach_maps(maps[:, :, :6, :6], "l", 0, max_distance=2)
 
 
-def test_reach_on_threads_equals_one_thread(monkeypatch):
-    import pan.core.scoring
+def test_reach_in_groups_and_on_threads_equals_one_group(monkeypatch):
+    import pan.core.chunks
 
     maps = np.round(np.random.default_rng(7).normal(size=(3, 5, 10, 11)), 1).astype(np.float32)
-    monkeypatch.setattr(pan.core.scoring, "CHUNK_VALUES", 2 * 3 * 2 * 3)  # two neurons per group
-    one = reach_maps(maps, "l", 0, max_distance=3)
+    one = reach_maps(maps, "l", 0, max_distance=3)  # one group of every neuron
+    monkeypatch.setattr(pan.core.chunks, "CHUNK_VALUES", 2 * 3 * 2 * 3)  # two neurons per group
     assert one.num_rows == 5 * 4 * 4
+    assert one.equals(reach_maps(maps, "l", 0, max_distance=3))
     assert one.equals(reach_maps(maps, "l", 0, max_distance=3, threads=2))
     assert one.equals(reach_maps(maps, "l", 0, max_distance=3, threads=3))
 

@@ -35,10 +35,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pan.core.borders import BORDERS
+from pan.core.chunks import over_chunks
 from pan.core.dumps import read_feature_maps, read_manifest
 from pan.core.ks import DEFAULT_SHARE, BorderKS, SortedSamples, borders_ks
 from pan.core.labelling import DEFAULT_THETA, RULES, check_theta, rule_expr
-from pan.core.scoring import KS_SCHEMA, over_chunks
+from pan.core.scoring import KS_SCHEMA
 
 __all__ = [
     "DEFAULT_MAX_DISTANCE",

@@ -23,9 +23,10 @@ from __future__ import annotations
 import numpy as np
 
 from pan.core.borders import BORDERS, border_samples, centre_samples
+from pan.core.chunks import CHUNK_VALUES, over_chunks
 from pan.core.interior import INTERIOR_SCHEMA, interior_ks, interior_table
 from pan.core.ks import _MAGNITUDE, SortedSamples, _as_float32, _counts, share_size
-from pan.core.scoring import CHUNK_VALUES, INTERVAL_COLUMNS, over_chunks
+from pan.core.scoring import INTERVAL_COLUMNS
 
 __all__ = [
     "DEFAULT_REPLICATES",
@@ -202,7 +203,7 @@ def uncertainty_pass(
     q: float,
     weights: np.ndarray,
     threads: int = 1,
-    chunk_values: int = CHUNK_VALUES,
+    chunk_values: int | None = None,
 ):
     """The bootstrap intervals of every neuron and border of ``maps`` ``(images, neurons, H,
     W)`` (``{column: (neurons * 4,)}`` in the KS table's row order: neuron, then T B L R) and

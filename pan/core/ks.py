@@ -42,10 +42,11 @@ same way and does the float64 arithmetic of step 2-3 gives the same statistics b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 
 import numpy as np
+
+from pan.core.chunks import over_chunks
 
 __all__ = ["BorderKS", "SortedSamples", "border_ks", "borders_ks", "cdf_statistics"]
 
@@ -235,26 +236,23 @@ def border_ks(
 def borders_ks(
     borders: Sequence[SortedSamples], centre: SortedSamples, q: float | None = None, threads: int = 1
 ) -> list[BorderKS]:
-    """:func:`border_ks` of several borders against one centre, with one search per neuron;
-    ``threads > 1`` searches groups of neurons on that many threads (numpy releases the GIL;
+    """:func:`border_ks` of several borders against one centre, with one search per neuron, in
+    cache-sized groups of neurons on ``threads`` threads (:func:`pan.core.chunks.over_chunks`;
     each neuron's statistics do not depend on its group, so the result is the same)."""
     for border in borders:
         if border.neurons != centre.neurons:
             raise ValueError(f"{border.neurons} border neurons against {centre.neurons} centre ones")
-    neurons = centre.neurons
-    if threads > 1 and neurons > 1 and centre.size:
-        step = -(-neurons // (4 * threads))  # a few groups per thread, so that none waits long
+    if not centre.size or not centre.neurons:
+        return _borders_ks(borders, centre, q)
 
-        def score(start: int) -> list[BorderKS]:
-            stop = start + step
-            return _borders_ks(
-                [b.neuron_range(start, stop) for b in borders], centre.neuron_range(start, stop), q
-            )
+    def score(start: int, stop: int) -> list[BorderKS]:
+        part = [border.neuron_range(start, stop) for border in borders]
+        return _borders_ks(part, centre.neuron_range(start, stop), q)
 
-        with ThreadPoolExecutor(min(threads, -(-neurons // step)), thread_name_prefix="ks") as pool:
-            groups = list(pool.map(score, range(0, neurons, step)))
-        return [_joined([group[i] for group in groups]) for i in range(len(borders))]
-    return _borders_ks(borders, centre, q)
+    groups = over_chunks(score, centre.neurons, centre.size, threads)
+    if len(groups) == 1:
+        return groups[0]
+    return [_joined([group[i] for group in groups]) for i in range(len(borders))]
 
 
 def _joined(parts: Sequence[BorderKS]) -> BorderKS:

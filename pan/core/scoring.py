@@ -9,7 +9,7 @@ both rules' strengths (:mod:`pan.core.bootstrap`; null when not asked for), and 
 table.
 
 On the CPU (the default) the layer is cut into cache-sized chunks of neurons scored by a
-small thread pool (numpy releases the GIL while it sorts and searches); no torch is imported.
+small thread pool (:mod:`pan.core.chunks`); no torch is imported.
 ``device="cuda"`` (or ``"auto"`` with a GPU present) scores with :mod:`pan.ks_torch` instead,
 to the same bits.
 """
@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -29,11 +28,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pan.core.borders import BORDERS, border_samples, centre_samples
+from pan.core.chunks import over_chunks
 from pan.core.dumps import read_dump_metadata, read_feature_maps
 from pan.core.ks import DEFAULT_SHARE, BorderKS, SortedSamples, borders_ks
 
 __all__ = [
-    "CHUNK_VALUES",
     "DEVICES",
     "INTERVAL_COLUMNS",
     "KS_SCHEMA",
@@ -42,7 +41,6 @@ __all__ = [
     "check_finite",
     "default_threads",
     "ks_table_files",
-    "over_chunks",
     "read_ks_tables",
     "resolve_device",
     "score_dump",
@@ -82,11 +80,6 @@ KS_SCHEMA = pa.schema(
         *[(name, pa.float64()) for name in INTERVAL_COLUMNS],
     ]
 )
-
-CHUNK_VALUES = 1 << 19
-"""Centre values scored at once: a few MB, so each pass over a chunk's keys stays in the CPU
-cache (twice as fast as whole-layer arrays on big layers) and memory is bounded whatever the
-layer."""
 
 PREFETCH_BYTES = 1 << 30
 """Layer dumps up to this size are read while the layer before is scored (two layers in memory
@@ -147,30 +140,6 @@ def score_maps(
     else:
         chunks = _score_chunks_numpy(np.asarray(maps), threads, q)
     return _table(chunks, layer, layer_index)
-
-
-T = TypeVar("T")
-
-
-def over_chunks(
-    score: Callable[[int, int], T],
-    neurons: int,
-    values_per_neuron: int,
-    threads: int = 1,
-    chunk_values: int = CHUNK_VALUES,
-) -> list[T]:
-    """``score(start, stop)`` of consecutive groups of neurons, in order: at most
-    ``chunk_values`` values each (at least one neuron) and, with ``threads > 1``, a few
-    groups per thread (so that none waits long for the last one), scored by a thread pool."""
-    step = max(1, chunk_values // max(1, values_per_neuron))
-    if threads > 1:
-        step = min(step, -(-neurons // (4 * threads)))
-    starts = range(0, neurons, step)
-    threads = min(threads, len(starts))
-    if threads <= 1:
-        return [score(start, start + step) for start in starts]
-    with ThreadPoolExecutor(threads, thread_name_prefix="ks") as pool:
-        return list(pool.map(lambda start: score(start, start + step), starts))
 
 
 def _score_chunks_numpy(
