@@ -1,0 +1,37 @@
+"""The memory allocator settings of the workflow's jobs: freed memory is kept for reuse.
+
+glibc hands blocks from 128 kB up to a threshold it raises as it goes to ``mmap``, and trims
+the top of its heap once twice that threshold is free. A forward pass frees every activation
+it made, so the next pass faulted the same pages in again from the kernel: on 2 cores a
+micro-batch of 4 images ran EfficientNet-Lite0 at 76-86 img/s, and 120-138 img/s with
+:data:`JOB_TUNABLES` (Lite2 47-49 against 65-72 img/s), logits bit-identical
+(``benchmarks/allocator.py``). The Snakefile puts these settings into the environment of every
+job it starts (:func:`set_job_tunables`); systems without glibc ignore them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+
+__all__ = ["JOB_TUNABLES", "job_tunables", "set_job_tunables"]
+
+JOB_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
+"""Blocks up to 32 MiB (glibc's largest threshold) come from the heap, whose top is given back
+to the system only once 1 GiB of it is free. Setting either also stops glibc from moving the
+other as it goes."""
+
+
+def job_tunables(current: str | None = None) -> str:
+    """``GLIBC_TUNABLES`` for a job: :data:`JOB_TUNABLES`, then ``current`` (the user's own
+    settings, which come later and so win where both set the same tunable); ``current`` as it
+    is when it holds them already (a job that parses the Snakefile again)."""
+    if current and JOB_TUNABLES in current:
+        return current
+    return ":".join(filter(None, [JOB_TUNABLES, current]))
+
+
+def set_job_tunables(environ: MutableMapping[str, str] = os.environ) -> None:
+    """Give the processes started from ``environ`` (the workflow's jobs) :func:`job_tunables`;
+    the process that calls it keeps the allocator it started with."""
+    environ["GLIBC_TUNABLES"] = job_tunables(environ.get("GLIBC_TUNABLES"))
