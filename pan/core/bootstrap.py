@@ -68,14 +68,20 @@ def sorted_with_images(values: np.ndarray, images: int) -> tuple[SortedSamples, 
     keys = (values + np.float32(0.0)).view(np.int32)  # -0.0 + 0.0 is 0.0; a fresh array
     keys ^= (keys >> 31) & _MAGNITUDE  # negatives in order (see pan.core.ks._order_keys)
     neurons, size = keys.shape
-    shift = max(1, (images - 1).bit_length())
-    image = np.repeat(np.arange(images, dtype=np.int64), size // images if images else 0)
-    combined = (keys.astype(np.int64) << shift) | image
+    # One int64 per value, its key in the high half and its image in the low half: one sort
+    # orders both, and each half is read back through a view, in place (no shifted or masked
+    # copies: origin's and flip's whole layers stay smaller).
+    combined = keys.astype(np.int64)
+    del keys
+    combined <<= 32
+    combined |= np.repeat(np.arange(images, dtype=np.int64), size // images if images else 0)
     combined.sort(axis=1)
+    halves = combined.view(np.int32).reshape(neurons, size, 2)
+    low, high = (0, 1) if np.little_endian else (1, 0)
     samples = SortedSamples.__new__(SortedSamples)
     samples.neurons, samples.size = neurons, size
-    samples.keys = (combined >> shift).astype(np.int32)
-    return samples, (combined & ((1 << shift) - 1)).astype(np.intp)
+    samples.keys = halves[..., high].copy()
+    return samples, halves[..., low].astype(np.intp)
 
 
 def _truncated(at, below, le_n1, lt_n1, n1: int, n2: int, m: int) -> tuple[np.ndarray, np.ndarray]:
