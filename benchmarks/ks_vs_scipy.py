@@ -25,6 +25,10 @@ Every timed read is of a dump in the page cache (each file is read once just bef
 measures decoding, not the disk: on a machine that evicts files idle for a minute (DAMON), a
 dump read from the disk costs several times more. The machine's load average is
 printed with the result: timings on a shared machine are noisy, so rerun when it is idle.
+
+It runs under the allocator settings the workflow gives its jobs
+(:data:`pan.workflow.allocator.JOB_TUNABLES`: it starts itself again with them), as a KS job
+does; ``--glibc-defaults`` keeps glibc's own.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from scipy import stats
 from pan.core.borders import border_samples, centre_samples
 from pan.core.dumps import read_feature_maps, read_manifest
 from pan.core.scoring import default_threads, score_dump, score_maps
+from pan.workflow.allocator import restart_with_job_tunables
 
 JOB_RUNS = 3
 """Runs of the end-to-end KS job; the median is reported."""
@@ -83,7 +88,11 @@ def main() -> None:
     parser.add_argument("--neurons", type=int, default=None, help="neurons per layer (default: all)")
     parser.add_argument("--threads", type=int, default=default_threads(), help="pan's threads")
     parser.add_argument("--scipy-every", type=int, default=1, help="scipy on every K-th neuron, scaled")
+    parser.add_argument("--glibc-defaults", action="store_true", help="not the jobs' allocator settings")
     args = parser.parse_args()
+    if not args.glibc_defaults:
+        restart_with_job_tunables()
+    print(f"allocator: GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(glibc defaults)')}")
     ensure_dump(args.dump)
     warnings.filterwarnings("ignore", category=RuntimeWarning)  # scipy's exact p-value notes
 

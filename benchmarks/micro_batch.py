@@ -3,17 +3,21 @@
 ``python benchmarks/micro_batch.py [--models lite0 lite1 lite2] [--sizes 16 8 4 2 1]`` runs
 each EfficientNet-Lite model (real weights) over the same 64 seeded random inputs in
 micro-batches of each size, with the threads torch has (one warm-up batch first), and prints
-images/s and whether the logits equal those of the first size (``torch.equal``).
+images/s and whether the logits equal those of the first size (``torch.equal``). It runs
+under the allocator settings the workflow gives its jobs (:mod:`pan.workflow.allocator`: it
+starts itself again with them); ``--glibc-defaults`` keeps glibc's own.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
 
 from pan.capture.models import ModelSpec, load_model
+from pan.workflow.allocator import restart_with_job_tunables
 
 SIZES = {"lite0": 224, "lite1": 240, "lite2": 260}
 
@@ -25,8 +29,12 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=list(SIZES), choices=list(SIZES))
     parser.add_argument("--sizes", nargs="+", type=int, default=[16, 8, 4, 2, 1])
     parser.add_argument("--images", type=int, default=64)
+    parser.add_argument("--glibc-defaults", action="store_true", help="not the jobs' allocator settings")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if not args.glibc_defaults:
+        restart_with_job_tunables()
+    tunables = os.environ.get("GLIBC_TUNABLES", "(glibc defaults)")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, GLIBC_TUNABLES={tunables}")
     for variant in args.models:
         net = load_model(ModelSpec(name=variant, source="efficientnet_lite", variant=variant)).model.eval()
         size = SIZES[variant]

@@ -60,3 +60,13 @@ def test_set_job_tunables_keeps_the_users_own():
     empty: dict[str, str] = {}
     set_job_tunables(empty)
     assert empty == {"GLIBC_TUNABLES": JOB_TUNABLES}
+
+
+def test_restart_with_job_tunables_starts_the_process_again_under_them():
+    code = (
+        "import os\nfrom pan.workflow.allocator import restart_with_job_tunables\n"
+        "restart_with_job_tunables()\nprint(os.environ['GLIBC_TUNABLES'])"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "GLIBC_TUNABLES"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [JOB_TUNABLES]  # printed once: by the restarted process

@@ -12,9 +12,10 @@ job it starts (:func:`set_job_tunables`); systems without glibc ignore them.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import MutableMapping
 
-__all__ = ["JOB_TUNABLES", "job_tunables", "set_job_tunables"]
+__all__ = ["JOB_TUNABLES", "job_tunables", "restart_with_job_tunables", "set_job_tunables"]
 
 JOB_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824"
 """Blocks up to 32 MiB (glibc's largest threshold) come from the heap, whose top is given back
@@ -35,3 +36,14 @@ def set_job_tunables(environ: MutableMapping[str, str] = os.environ) -> None:
     """Give the processes started from ``environ`` (the workflow's jobs) :func:`job_tunables`;
     the process that calls it keeps the allocator it started with."""
     environ["GLIBC_TUNABLES"] = job_tunables(environ.get("GLIBC_TUNABLES"))
+
+
+def restart_with_job_tunables() -> None:
+    """Start this Python process again, with the same arguments, under :func:`job_tunables`,
+    unless it runs under them already (glibc reads them only at start): for benchmarks that
+    time what a job does."""
+    if JOB_TUNABLES in os.environ.get("GLIBC_TUNABLES", ""):
+        return
+    environ = dict(os.environ)
+    set_job_tunables(environ)
+    os.execve(sys.executable, sys.orig_argv, environ)
