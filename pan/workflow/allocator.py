@@ -2,11 +2,11 @@
 
 glibc hands blocks from 128 kB up to a threshold it raises as it goes to ``mmap``, and trims
 the top of its heap once twice that threshold is free. A forward pass frees every activation
-it made, so the next pass faulted the same pages in again from the kernel: on 2 cores a
-micro-batch of 4 images ran EfficientNet-Lite0 at 76-86 img/s, and 120-138 img/s with
-:data:`JOB_TUNABLES` (Lite2 47-49 against 65-72 img/s), logits bit-identical
-(``benchmarks/allocator.py``). The Snakefile puts these settings into the environment of every
-job it starts (:func:`set_job_tunables`); systems without glibc ignore them.
+it made, so the next pass faulted the same pages in again from the kernel. With
+:data:`JOB_TUNABLES`, micro-batches of 4 images run EfficientNet-Lite0-2 1.3-1.6x faster on 2
+cores, logits bit-identical (``benchmarks/allocator.py``). The Snakefile puts these settings
+into the environment of every job it starts (:func:`set_job_tunables`); systems without glibc
+ignore them.
 """
 
 from __future__ import annotations
