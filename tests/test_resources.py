@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from pan.capture.models import ModelSpec
+from pan.workflow.allocator import JOB_TUNABLES
 from pan.workflow.resources import dump_mem_mb, ks_job_mem_mb, layer_shapes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,9 +34,8 @@ def peak_mb(code: str, cwd: Path) -> float:
     # parent's peak (pytest's) across exec.
     peak = "[line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0]"
     probe = f"{code}\nprint('PEAK', int({peak}) / 1000)"
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, env={"PYTHONPATH": str(REPO)}
-    )
+    env = {"PYTHONPATH": str(REPO), "GLIBC_TUNABLES": JOB_TUNABLES}  # the allocator a job gets
+    result = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     return float(result.stdout.split("PEAK")[-1])
 
