@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pan.beyond.origin import CONDITIONS
 from pan.capture.models import ModelSpec
 from pan.workflow.allocator import JOB_TUNABLES
-from pan.workflow.resources import dump_mem_mb, ks_job_mem_mb, layer_shapes
+from pan.workflow.resources import dump_mem_mb, ks_job_mem_mb, layer_shapes, probe_mem_mb
 
 REPO = Path(__file__).resolve().parents[1]
 WIDE_NET = """
@@ -112,3 +113,34 @@ def test_layer_shapes_fall_back_to_a_cpu_pass_and_mark_maps_too_small_to_score(t
     ]
     assert "cannot run on the meta device" in caplog.text
     assert "layer early: 2x2 maps have no centre" in caplog.text
+
+
+def test_a_probe_job_asks_for_at_least_its_peak_and_not_much_more(tmp_path):
+    """Origin's strengths (the heavy part of its job) with every neuron a PAN: the PANs' maps
+    under four conditions and their bootstrap, not the base, fill memory."""
+    from conftest import write_images
+
+    (tmp_path / "wide_net.py").write_text(WIDE_NET)
+    write_images(tmp_path / "images", 16)
+    builder = str(tmp_path / "wide_net.py:build")
+    shapes = layer_shapes(ModelSpec("wide", "python", builder=builder, input_size=96, resize_size=96))
+    layers = [layer for layer in shapes["layers"] if layer["scoreable"]]
+    pans = {layer["name"]: layer["out_channels"] for layer in layers}
+    request = probe_mem_mb(shapes, pans, 4, 16, len(CONDITIONS), 2)
+    code = (
+        "import polars as pl\n"
+        "from pan.beyond.origin import origin_strengths\n"
+        "from pan.beyond.probe import configured_strengths\n"
+        "from pan.capture.images import ImageSpec\n"
+        "from pan.capture.models import ModelSpec\n"
+        f"labels = pl.DataFrame([{{'layer': l, 'layer_index': i, 'neuron': n, 'is_pan': True}} "
+        f"for i, l in enumerate({list(pans)!r}) for n in range(48)])\n"
+        f"spec = ModelSpec('wide', 'python', builder={builder!r}, input_size=96, resize_size=96)\n"
+        "table = configured_strengths(origin_strengths, spec, "
+        "ImageSpec('folder', 'images', 16, 0), labels, 4, 'cpu', 5, 0, q=0.01, threads=2)\n"
+        "assert table.height > 0"
+    )
+    peak = peak_mb(code, tmp_path)
+    assert len(layers) == 3
+    assert peak > dump_mem_mb(shapes, 4)  # a forward-pass job's request would not cover it
+    assert peak <= request <= 2 * peak + 300, (peak, request)

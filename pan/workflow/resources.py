@@ -30,6 +30,7 @@ __all__ = [
     "ks_mem_mb",
     "ks_shapes_mem_mb",
     "layer_shapes",
+    "probe_mem_mb",
     "read_layer_shapes",
     "reflect_geometry",
     "write_layer_shapes",
@@ -46,6 +47,10 @@ this size (:func:`map_groups`), one forward pass per group (stopped after the gr
 layer), so a job stays under 2 GB (EfficientNet-Lite0 held whole, 0.67 GB, peaked at 1.84 GB).
 Larger budgets were not faster: a Lite2 draw took 5.6 s at 400 MB, 6.0 s at 600 and 5.3 s at
 700 (peaks 1.28, 1.44 and 1.57 GB), Lite0 3.5 s at 400 and 3.9 s at 700 (one-off runs)."""
+PROBE_SORT_BYTES = 28
+"""Bytes per value of a PAN layer's maps that its bootstrap holds at once in a probe job
+(:func:`pan.core.bootstrap.sorted_with_images`: the centre's copy and int64 keys, then its
+sorted keys and images)."""
 KS_LAYER_FACTOR = 4.0
 """Copies of a layer's maps a KS job holds at its peak: the maps, the border and centre
 samples, the sort keys of a chunk (bounded) and Arrow's read buffers."""
@@ -176,6 +181,27 @@ def dump_mem_mb(shapes: Mapping[str, Any], micro_batch: int) -> int:
     images = 4 * 3 * shapes["input_size"] ** 2
     per_batch = micro_batch * (maps * (PENDING_MICRO_BATCHES + 2) + images * (PREFETCH_BATCHES + 2))
     return math.ceil(DUMP_BASE_MB + (8 * shapes["parameters"] + per_batch) / MB)
+
+
+def probe_mem_mb(
+    shapes: Mapping[str, Any],
+    pans: Mapping[str, int],
+    micro_batch: int,
+    images: int,
+    conditions: int,
+    threads: int,
+) -> int:
+    """Memory (MB) of a probe job (origin, flip: :mod:`pan.beyond.probe`): a forward-pass job's
+    (:func:`dump_mem_mb`), the maps of the ``pans`` (layer -> PAN count) over ``images`` under
+    every condition, twice (kept batch by batch, then joined), and the bootstrap of the
+    ``threads`` largest of these layers at once (:data:`PROBE_SORT_BYTES` per value)."""
+    layers = [(pans.get(layer["name"], 0), layer) for layer in shapes["layers"]]
+    sizes = sorted(
+        (4 * images * n * layer["height"] * layer["width"] for n, layer in layers if n), reverse=True
+    )
+    held = 2 * conditions * sum(sizes)
+    sorting = PROBE_SORT_BYTES / 4 * sum(sizes[: max(1, threads)])
+    return math.ceil(dump_mem_mb(shapes, micro_batch) + (held + sorting) / MB)
 
 
 def read_layer_shapes(path: str | Path) -> dict[str, Any]:

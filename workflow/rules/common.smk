@@ -5,6 +5,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from pan.beyond.flip import FLIPS
+from pan.beyond.origin import CONDITIONS as ORIGIN_CONDITIONS
 from pan.workflow.allocator import set_job_tunables
 from pan.workflow.config import check_models, checked_eval_images, load_settings, reject_unknown_keys
 from pan.workflow.sections import ConfigError
@@ -13,6 +15,7 @@ from pan.repair.compare import compare_pair_name
 from pan.repair.names import LABELLED_STRATEGIES, before_name, repaired_name, swap_spec
 from pan.workflow.resources import dump_mem_mb as forward_mem_mb
 from pan.workflow.resources import in_memory_ks_mem_mb, ks_shapes_mem_mb, read_layer_shapes
+from pan.workflow.resources import probe_mem_mb as probe_mem_mb_of
 from pan.workflow.shape_checks import check_reflect_fits
 
 
@@ -87,6 +90,23 @@ def dump_mem_mb(wildcards, input, attempt):
     """Memory request (MB) of a forward-pass job, from the model's layer shapes (input ``shapes``)
     and the micro-batch."""
     return forward_mem_mb(read_layer_shapes(input.shapes), SETTINGS.micro_batch) * attempt
+
+
+def probe_mem_mb(conditions):
+    """Memory request (MB) of a probe job with that many conditions (origin, flip), from the
+    layer shapes and the PANs of its input ``labels``."""
+
+    def mem_mb(wildcards, input, threads, attempt):
+        import polars as pl
+        from pan.beyond.probe import pan_channels
+        from pan.capture.images import image_records
+
+        pans = {layer: len(neurons) for layer, (_, neurons) in pan_channels(pl.read_parquet(input.labels)).items()}
+        images = len(image_records(SETTINGS.images))
+        shapes = read_layer_shapes(input.shapes)
+        return probe_mem_mb_of(shapes, pans, SETTINGS.micro_batch, images, conditions, threads) * attempt
+
+    return mem_mb
 
 
 def ks_mem_mb(wildcards, input, attempt):

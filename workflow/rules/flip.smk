@@ -25,7 +25,7 @@ rule flip_control:
         "results/benchmarks/flip/{model}.tsv"
     threads: 2
     resources:
-        mem_mb=dump_mem_mb,
+        mem_mb=probe_mem_mb(1 + len(FLIPS)),
         runtime=lambda wildcards, attempt: 30 * attempt,
         gpu=SETTINGS.gpus,
     conda:

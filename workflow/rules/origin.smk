@@ -26,7 +26,7 @@ rule origin:
         "results/benchmarks/origin/{model}.tsv"
     threads: 2
     resources:
-        mem_mb=dump_mem_mb,
+        mem_mb=probe_mem_mb(len(ORIGIN_CONDITIONS)),
         runtime=lambda wildcards, attempt: 30 * attempt,
         gpu=SETTINGS.gpus,
     conda:
