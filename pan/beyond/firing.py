@@ -21,6 +21,7 @@ from pan.beyond.attack import (
     prepared_run,
     reached,
 )
+from pan.core.chunks import groups_from_back
 from pan.core.ks import SortedSamples, borders_ks
 
 __all__ = [
@@ -219,7 +220,8 @@ def centre_groups(
 ) -> list[list]:
     """The analysed layers of ``net`` in depth order, cut into consecutive groups whose clean
     centres over ``images`` take at most ``budget_mb`` each, filled from the deepest layer
-    back (the passes of every group but the last stop early: the earlier, the cheaper)."""
+    back (:func:`pan.core.chunks.groups_from_back`: the passes of every group but the last stop
+    early, the earlier the cheaper)."""
     from pan.capture.inference import recording
     from pan.capture.layers import analysed_layers
 
@@ -232,15 +234,7 @@ def centre_groups(
 
     with torch.inference_mode(), recording(layers, measure):
         net(sample[:1])
-    groups: list[list] = [[]]
-    held = 0
-    for layer in reversed(layers):
-        if groups[0] and held + sizes[layer.name] > budget_mb * 1e6:
-            groups.insert(0, [])
-            held = 0
-        groups[0].insert(0, layer)
-        held += sizes[layer.name]
-    return groups
+    return groups_from_back(layers, [sizes[layer.name] for layer in layers], budget_mb * 1e6) or [[]]
 
 
 def firing_statistics(

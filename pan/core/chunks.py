@@ -1,4 +1,5 @@
-"""Neurons in cache-sized groups, scored by a small thread pool.
+"""Work cut into bounded groups: neurons in cache-sized groups, scored by a small thread pool;
+layers in memory-sized groups, recorded one forward pass each (:func:`groups_from_back`).
 
 Every per-neuron computation of :mod:`pan.core` (KS statistics, the image bootstrap, reach
 lines) is independent across neurons, so a layer is cut into consecutive groups of neurons of
@@ -10,11 +11,11 @@ searches). A neuron's result does not depend on its group, so neither does any t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-__all__ = ["CHUNK_VALUES", "over_chunks"]
+__all__ = ["CHUNK_VALUES", "groups_from_back", "over_chunks"]
 
 CHUNK_VALUES = 1 << 19
 """Centre values scored at once: a few MB."""
@@ -41,3 +42,19 @@ def over_chunks(
         return [score(start, start + step) for start in starts]
     with ThreadPoolExecutor(threads, thread_name_prefix="pan-chunks") as pool:
         return list(pool.map(lambda start: score(start, start + step), starts))
+
+
+def groups_from_back(items: Sequence[T], sizes: Sequence[float], budget: float) -> list[list[T]]:
+    """``items`` (layers in depth order, each of its size) cut into consecutive groups of at most
+    ``budget`` in all (an item larger than it is a group of its own), filled from the last item
+    back: as few groups as filling from the front, but every group before the last ends
+    earlier, so a forward pass that records it stops sooner. No items, no groups."""
+    groups: list[list[T]] = [[]]
+    held = 0.0
+    for item, size in zip(reversed(items), reversed(sizes), strict=True):
+        if groups[0] and held + size > budget:
+            groups.insert(0, [])
+            held = 0.0
+        groups[0].insert(0, item)
+        held += size
+    return groups if groups[0] else []

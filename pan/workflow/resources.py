@@ -16,6 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pan.core.chunks import groups_from_back
+
 __all__ = [
     "DUMP_BASE_MB",
     "KS_BASE_MB",
@@ -249,18 +251,12 @@ def map_groups(shapes: Mapping[str, Any], images: int, budget_mb: float = MAPS_B
     consecutive groups whose maps over ``images`` take at most ``budget_mb`` each (a layer
     larger than the budget is a group of its own): one forward pass records one group.
 
-    Groups are filled from the deepest layer back: as few groups as filling from the front,
-    but the passes of every group before the last stop earlier (the last runs the whole model)."""
-    groups: list[list[str]] = [[]]
-    held = 0
-    for layer in reversed(shapes["layers"]):
-        size = _layer_bytes(layer, images)
-        if groups[0] and held + size > budget_mb * MB:
-            groups.insert(0, [])
-            held = 0
-        groups[0].insert(0, layer["name"])
-        held += size
-    return groups if groups[0] else []
+    Groups are filled from the deepest layer back (:func:`pan.core.chunks.groups_from_back`):
+    as few groups as filling from the front, but the passes of every group before the last stop
+    earlier (the last runs the whole model)."""
+    names = [layer["name"] for layer in shapes["layers"]]
+    sizes = [_layer_bytes(layer, images) for layer in shapes["layers"]]
+    return groups_from_back(names, sizes, budget_mb * MB)
 
 
 def in_memory_ks_mem_mb(shapes: Mapping[str, Any], images: int, budget_mb: float = MAPS_BUDGET_MB) -> int:
