@@ -60,6 +60,20 @@ def test_a_valid_dump_reads_back(dump_dir):
     }
 
 
+def test_a_dump_reads_into_the_front_of_a_buffer_large_enough(dump_dir):
+    """read_feature_maps(into=...) fills the front of a large enough buffer (score_dump reuses
+    two), and reads into a new array when the buffer is too small."""
+    expected = np.arange(120, dtype=np.float32).reshape(3, 2, 4, 5)
+    buffer = np.full(200, -1, dtype=np.float32)
+    maps = read_feature_maps(dump_dir / "conv1.parquet", into=buffer)
+    np.testing.assert_array_equal(maps, expected)
+    assert np.shares_memory(maps, buffer) and (buffer[120:] == -1).all()
+    small = np.full(119, -1, dtype=np.float32)
+    maps = read_feature_maps(dump_dir / "conv1.parquet", into=small)
+    np.testing.assert_array_equal(maps, expected)
+    assert not np.shares_memory(maps, small) and (small == -1).all()
+
+
 def test_missing_manifest(dump_dir):
     (dump_dir / MANIFEST).unlink()
     with pytest.raises(DumpError) as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -51,14 +52,15 @@ def test_score_layer_refuses_a_dump_with_nan(tmp_path):
 @pytest.mark.parametrize("prefetch", [True, False])
 def test_score_dump_reading_ahead_writes_what_score_layer_writes(tmp_path, monkeypatch, prefetch):
     """score_dump reads the next layer while it scores one (or, for files over PREFETCH_BYTES,
-    after it): either way each table equals score_layer's, and a broken layer stops the job
-    there, its error raised and no table written for it."""
+    after it), into two buffers it reuses (layers that grow and shrink): either way each table
+    and the interior null equal what score_layer_with_null gives layer by layer, and a broken
+    layer stops the job there, its error raised and no table written for it."""
     from contextlib import ExitStack
 
     from pan.capture.images import ImageRecord
     from pan.core import scoring
     from pan.core.dumps import LayerWriters, write_manifest
-    from pan.core.scoring import score_dump
+    from pan.core.scoring import score_dump, score_layer_with_null
 
     if not prefetch:
         monkeypatch.setattr(scoring, "PREFETCH_BYTES", 0)
@@ -67,16 +69,19 @@ def test_score_dump_reading_ahead_writes_what_score_layer_writes(tmp_path, monke
     dump.mkdir()
     with ExitStack() as stack:
         writers = LayerWriters(dump, stack)
-        for index, size in enumerate((9, 6, 4)):
+        for index, size in enumerate((4, 9, 6, 11, 5)):
             maps = rng.normal(size=(5, 3, size, size)).astype(np.float32)
             writers.write(index, f"conv{index}", (3, 3), maps)
     records = [ImageRecord(f"img_{i}", "a", lambda: None) for i in range(5)]
     write_manifest(dump, "tiny", list(writers.dumps.values()), records)
-    written = score_dump(dump, tmp_path / "ks")
-    assert [path.name for path in written] == ["conv0.parquet", "conv1.parquet", "conv2.parquet"]
+    written = score_dump(dump, tmp_path / "ks", replicates=20, interior_out=tmp_path / "interior.parquet")
+    assert [path.name for path in written] == [f"conv{index}.parquet" for index in range(5)]
+    interiors = []
     for path in written:
-        alone = score_layer(dump / path.name, tmp_path / "alone.parquet")
+        alone, interior = score_layer_with_null(dump / path.name, tmp_path / "alone.parquet", replicates=20)
         assert pq.read_table(path).equals(alone)
+        interiors.append(interior)
+    assert pq.read_table(tmp_path / "interior.parquet").equals(pa.concat_tables(interiors))
 
     (dump / "conv1.parquet").write_bytes(b"not parquet")
     with pytest.raises(ValueError, match="conv1.parquet is unreadable"):

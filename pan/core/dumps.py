@@ -245,14 +245,16 @@ def _map_values(column: pa.ChunkedArray) -> np.ndarray:
     return np.concatenate(parts) if parts else np.empty(0, np.float32)
 
 
-def _read_binary_maps(path: Path, file: pq.ParquetFile) -> np.ndarray | None:
+def _read_binary_maps(path: Path, file: pq.ParquetFile, into: np.ndarray | None = None) -> np.ndarray | None:
     """The float32 values of a dump of the binary kind, one row group at a time into one array
-    (one copy of each map, no whole-file temporary); ``None`` for a dump of the list kind."""
+    (one copy of each map, no whole-file temporary): the front of ``into`` when it is large
+    enough, else a new array; ``None`` for a dump of the list kind."""
     field = file.schema_arrow.field("activation")
     if not pa.types.is_fixed_size_binary(field.type):
         return None
     width = field.type.byte_width
-    values = np.empty(file.metadata.num_rows * width // 4, dtype=np.float32)
+    size = file.metadata.num_rows * width // 4
+    values = into[:size] if into is not None and into.size >= size else np.empty(size, dtype=np.float32)
     position = 0
     for group in range(file.num_row_groups):
         column = file.read_row_group(group, columns=["activation"], use_threads=False)["activation"]
@@ -264,11 +266,17 @@ def _read_binary_maps(path: Path, file: pq.ParquetFile) -> np.ndarray | None:
     return values[:position]
 
 
-def read_feature_maps(path: str | Path, neurons: Sequence[int] | None = None) -> np.ndarray:
+def read_feature_maps(
+    path: str | Path, neurons: Sequence[int] | None = None, into: np.ndarray | None = None
+) -> np.ndarray:
     """A layer dump as a float32 array ``(images, neurons, height, width)``.
 
-    ``neurons`` restricts the read to some channels (for figures); default all. A missing,
-    truncated or corrupt file raises :class:`DumpError` naming it and what to rerun.
+    ``neurons`` restricts the read to some channels (for figures); default all. ``into``: a
+    flat float32 array to read all neurons into when it is large enough (the maps are then a
+    view of its front), so that a caller reading layer after layer (:func:`pan.core.scoring.score_dump`)
+    reuses memory the kernel has already handed out instead of faulting new pages in. A whole
+    dump is read, not memory-mapped: the mapped file's pages fault in one by one.
+    A missing, truncated or corrupt file raises :class:`DumpError` naming it and what to rerun.
     """
     path = Path(path)
     meta = read_dump_metadata(path)
@@ -276,7 +284,7 @@ def read_feature_maps(path: str | Path, neurons: Sequence[int] | None = None) ->
     try:
         values = None
         if neurons is None:
-            values = _read_binary_maps(path, pq.ParquetFile(path, memory_map=True))
+            values = _read_binary_maps(path, pq.ParquetFile(path), into)
         if values is None:
             table = pq.read_table(path, memory_map=True)
             if neurons is not None:

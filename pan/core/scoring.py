@@ -256,8 +256,8 @@ def score_layer_with_null(
     return _score(*_read(dump), out, device, threads, memory_bytes, q, replicates, seed, interior)
 
 
-def _read(dump: str | Path) -> tuple[np.ndarray, dict[str, str]]:
-    return read_feature_maps(dump), read_dump_metadata(dump)
+def _read(dump: str | Path, into: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, str]]:
+    return read_feature_maps(dump, into=into), read_dump_metadata(dump)
 
 
 def score_layer_maps(
@@ -312,22 +312,29 @@ def score_dump(
     interior-line null of every layer into that file (see :func:`score_layer_with_null`).
 
     The next layer's dump is read on a second thread while a layer is scored (pyarrow and
-    numpy release the GIL), when its file is at most :data:`PREFETCH_BYTES`."""
+    numpy release the GIL), when its file is at most :data:`PREFETCH_BYTES`; layers are read
+    into two buffers used in turn (:class:`_ReadBuffers`), not into new memory each."""
     from pan.core.dumps import read_manifest
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written, interiors = [], []
-    layers = read_manifest(dump_dir)["layers"]
+    manifest = read_manifest(dump_dir)
+    layers = manifest["layers"]
     files = [Path(dump_dir) / layer["file"] for layer in layers]
+    images = len(manifest["images"])
+    sizes = [images * entry["out_channels"] * entry["height"] * entry["width"] for entry in layers]
+    buffers = _ReadBuffers()
     with ThreadPoolExecutor(1, thread_name_prefix="ks-read") as reader:
-        pending = reader.submit(_read, files[0]) if files else None
+        pending = reader.submit(_read, files[0], buffers.get(0, sizes[0])) if files else None
         for number, (layer, file) in enumerate(zip(layers, files, strict=True)):
             start = time.perf_counter()
             maps, meta = pending.result() if pending is not None else _read(file)
             pending = None
             if number + 1 < len(files) and _size(files[number + 1]) <= PREFETCH_BYTES:
-                pending = reader.submit(_read, files[number + 1])
+                pending = reader.submit(_read, files[number + 1], buffers.get(number + 1, sizes[number + 1]))
+            else:
+                buffers.clear()  # a large layer is read alone, after this one
             _, interior = _score(
                 maps,
                 meta,
@@ -352,6 +359,28 @@ def score_dump(
         table = pa.concat_tables(interiors) if interiors else INTERIOR_SCHEMA.empty_table()
         pq.write_table(table, interior_out)
     return written
+
+
+class _ReadBuffers:
+    """Two float32 buffers that :func:`score_dump` reads layers into in turn (one is scored while
+    the next layer is read into the other): memory the process already holds, so the kernel
+    does not fault in and zero fresh pages for every layer. Each grows to the largest layer
+    read into it: no more than reading the two largest layers into new arrays holds."""
+
+    def __init__(self) -> None:
+        self.buffers: list[np.ndarray] = [np.empty(0, np.float32), np.empty(0, np.float32)]
+
+    def get(self, number: int, values: int) -> np.ndarray:
+        """A buffer of at least ``values`` floats for layer ``number`` (the other one's is
+        being scored)."""
+        if self.buffers[number % 2].size < values:
+            self.buffers[number % 2] = np.empty(0, np.float32)  # freed before the larger one
+            self.buffers[number % 2] = np.empty(values, np.float32)
+        return self.buffers[number % 2]
+
+    def clear(self) -> None:
+        """Free both (a layer too large to read ahead is read alone)."""
+        self.buffers = [np.empty(0, np.float32), np.empty(0, np.float32)]
 
 
 def _size(path: Path) -> int:
