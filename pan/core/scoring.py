@@ -334,7 +334,7 @@ def score_dump(
             if number + 1 < len(files) and _size(files[number + 1]) <= PREFETCH_BYTES:
                 pending = reader.submit(_read, files[number + 1], buffers.get(number + 1, sizes[number + 1]))
             else:
-                buffers.clear()  # a large layer is read alone, after this one
+                buffers.clear()  # nothing read ahead (the next layer is too large, or none is left)
             _, interior = _score(
                 maps,
                 meta,
