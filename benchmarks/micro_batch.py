@@ -6,11 +6,16 @@ micro-batches of each size, with the threads torch has (one warm-up batch first)
 images/s and whether the logits equal those of the first size (``torch.equal``). It runs
 under the allocator settings the workflow gives its jobs (:mod:`pan.workflow.allocator`: it
 starts itself again with them); ``--glibc-defaults`` keeps glibc's own.
+
+``--channels-last`` also runs a copy of each model and its inputs in ``torch.channels_last``
+at every size, and prints its images/s and its largest logit difference from the contiguous
+run of the same size. pan's forward passes stay contiguous: the layout moves the logits.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 
@@ -30,6 +35,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[16, 8, 4, 2, 1])
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--glibc-defaults", action="store_true", help="not the jobs' allocator settings")
+    parser.add_argument("--channels-last", action="store_true", help="also time the channels-last layout")
     args = parser.parse_args()
     if not args.glibc_defaults:
         restart_with_job_tunables()
@@ -39,16 +45,33 @@ def main() -> None:
         net = load_model(ModelSpec(name=variant, source="efficientnet_lite", variant=variant)).model.eval()
         size = SIZES[variant]
         inputs = torch.randn(args.images, 3, size, size, generator=torch.Generator().manual_seed(0))
+        channels_last = None
+        if args.channels_last:  # a copy: the contiguous model stays as it is
+            channels_last = copy.deepcopy(net).to(memory_format=torch.channels_last)
         reference = None
         for batch in args.sizes:
-            with torch.inference_mode():
-                net(inputs[:batch])  # warm-up
-                start = time.perf_counter()
-                logits = torch.cat([net(inputs[i : i + batch]) for i in range(0, args.images, batch)])
-                seconds = time.perf_counter() - start
+            seconds, logits = timed(net, inputs, batch)
             reference = logits if reference is None else reference
             same = "reference" if logits is reference else str(torch.equal(logits, reference))
             print(f"{variant}  micro-batch {batch:>3}: {args.images / seconds:7.1f} img/s  identical: {same}")
+            if channels_last is not None:
+                last_seconds, last_logits = timed(
+                    channels_last, inputs.contiguous(memory_format=torch.channels_last), batch
+                )
+                moved = (last_logits - logits).abs().max().item()
+                print(
+                    f"{variant}  micro-batch {batch:>3}: {args.images / last_seconds:7.1f} img/s  "
+                    f"channels-last, logits moved by up to {moved:.1e}"
+                )
+
+
+def timed(net: torch.nn.Module, inputs: torch.Tensor, batch: int) -> tuple[float, torch.Tensor]:
+    """Seconds for every micro-batch of ``inputs`` (after one warm-up batch), and the logits."""
+    with torch.inference_mode():
+        net(inputs[:batch])  # warm-up
+        start = time.perf_counter()
+        logits = torch.cat([net(inputs[i : i + batch]) for i in range(0, len(inputs), batch)])
+        return time.perf_counter() - start, logits
 
 
 if __name__ == "__main__":
