@@ -368,7 +368,8 @@ class _ReadBuffers:
     read into it: no more than reading the two largest layers into new arrays holds."""
 
     def __init__(self) -> None:
-        self.buffers: list[np.ndarray] = [np.empty(0, np.float32), np.empty(0, np.float32)]
+        self.buffers: list[np.ndarray] = []
+        self.clear()
 
     def get(self, number: int, values: int) -> np.ndarray:
         """A buffer of at least ``values`` floats for layer ``number`` (the other one's is
